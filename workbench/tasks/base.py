@@ -1,0 +1,153 @@
+"""The task seam: what a task function receives (TaskContext), returns (TaskResult), and how
+task types are registered (@task_type, entry-point group `workbench.tasks`)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from pydantic import BaseModel, ConfigDict
+
+from workbench.errors import TaskCancelledError, TaskInputError
+from workbench.spec.models import Resources
+
+T = TypeVar("T")
+
+
+class NoParameters(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TaskEventSink(Protocol):
+    """Where a running task's progress and metrics go (a Dask event topic on a worker)."""
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None: ...
+
+
+def _discard(kind: str, payload: dict[str, Any]) -> None:
+    return None
+
+
+@dataclass
+class TaskResult:
+    """What a task returns. `output` stays on the worker and feeds downstream tasks; the rest is
+    small and travels to the orchestrator and the UIs."""
+
+    output: Any = None
+    metrics: dict[str, float] = field(default_factory=dict)
+    artifacts: dict[str, str] = field(default_factory=dict)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+# Progress events are throttled so a tight training loop cannot flood the scheduler.
+PROGRESS_MIN_INTERVAL_S = 0.1
+
+
+class TaskContext:
+    """Handed to every task function: its parameters, upstream outputs and a way to report."""
+
+    def __init__(
+        self,
+        *,
+        execution_id: str,
+        task_id: str,
+        task_type: str,
+        params: BaseModel,
+        inputs: Mapping[str, Any] | None = None,
+        global_parameters: Mapping[str, Any] | None = None,
+        resources: Resources | None = None,
+        base_dir: Path | None = None,
+        work_dir: Path | None = None,
+        attempt: int = 1,
+        sink: TaskEventSink = _discard,
+        cancel_event: threading.Event | None = None,
+    ) -> None:
+        self.execution_id = execution_id
+        self.task_id = task_id
+        self.task_type = task_type
+        self.params = params
+        self.inputs: Mapping[str, Any] = dict(inputs or {})
+        self.global_parameters: Mapping[str, Any] = dict(global_parameters or {})
+        self.resources = resources or Resources()
+        self.base_dir = base_dir or Path.cwd()
+        self._work_dir = work_dir or self.base_dir / ".workbench" / "runs" / execution_id / task_id
+        self.attempt = attempt
+        self._sink = sink
+        self._cancel = cancel_event or threading.Event()
+        self._last_progress = 0.0
+
+    # -- data ---------------------------------------------------------------------------------
+    def resolve_path(self, path: str | Path) -> Path:
+        """Relative paths in a spec are relative to the spec file's folder."""
+        candidate = Path(path).expanduser()
+        return candidate if candidate.is_absolute() else self.base_dir / candidate
+
+    @property
+    def work_dir(self) -> Path:
+        """A folder for this task's files, created on first use."""
+        self._work_dir.mkdir(parents=True, exist_ok=True)
+        return self._work_dir
+
+    def inputs_of(self, kind: type[T]) -> dict[str, T]:
+        return {tid: value for tid, value in self.inputs.items() if isinstance(value, kind)}
+
+    def input(self, kind: type[T]) -> T:
+        """The one upstream output of type `kind`; a clear error when there is none or several."""
+        found = self.inputs_of(kind)
+        if len(found) == 1:
+            return next(iter(found.values()))
+        upstream = ", ".join(f"{tid} ({type(v).__name__})" for tid, v in self.inputs.items())
+        if not found:
+            raise TaskInputError(
+                f"task {self.task_id!r} ({self.task_type}) needs a {kind.__name__} from an "
+                f"upstream task, but its dependencies give: {upstream or 'nothing'}. "
+                "Add the producing task to its 'dependencies'."
+            )
+        raise TaskInputError(
+            f"task {self.task_id!r} ({self.task_type}) got {len(found)} {kind.__name__} inputs "
+            f"({', '.join(found)}) and can use only one; keep one in its 'dependencies'."
+        )
+
+    # -- reporting ----------------------------------------------------------------------------
+    def report_progress(self, fraction: float, message: str = "") -> None:
+        """Report how far the task is (0..1). Also the point where a cancelled task stops."""
+        self.check_cancelled()
+        now = time.monotonic()
+        if fraction < 1.0 and now - self._last_progress < PROGRESS_MIN_INTERVAL_S:
+            return
+        self._last_progress = now
+        self._sink("progress", {"fraction": max(0.0, min(1.0, float(fraction))), "message": message})
+
+    def log_metric(self, name: str, value: float, step: int | None = None) -> None:
+        self.check_cancelled()
+        self._sink("metric", {"name": name, "value": float(value), "step": step})
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        if self._cancel.is_set():
+            raise TaskCancelledError(f"task {self.task_id!r} was cancelled or timed out")
+
+
+TaskFunction = Callable[[TaskContext], Any]
+
+
+@dataclass(frozen=True)
+class TaskDefinition:
+    """A registered task type. An unavailable one is known (so specs name it) but rejected."""
+
+    name: str
+    fn: TaskFunction | None
+    params: type[BaseModel]
+    description: str = ""
+    unavailable_reason: str | None = None
+
+    @property
+    def available(self) -> bool:
+        return self.fn is not None and self.unavailable_reason is None
