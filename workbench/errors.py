@@ -10,6 +10,8 @@ class WorkbenchError(Exception):
     """Root of every error Workbench raises on purpose."""
 
     exit_code = 1
+    # Whether a task that raised this may succeed on another attempt. Bad input never does.
+    retryable = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,9 @@ class SpecError(WorkbenchError):
 
     exit_code = 2
 
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.issues, self.source))
+
     def __init__(self, issues: Sequence[SpecIssue], source: str | None = None) -> None:
         self.issues = list(issues)
         self.source = source
@@ -48,6 +53,9 @@ class SpecError(WorkbenchError):
 
 class UnknownTaskTypeError(WorkbenchError):
     exit_code = 2
+
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.name, self.known))
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
         self.name = name
@@ -77,6 +85,8 @@ class ValidationGateError(WorkbenchError):
 class TaskTimeoutError(WorkbenchError):
     """A task attempt ran longer than its timeout_s."""
 
+    retryable = True
+
 
 class TaskCancelledError(WorkbenchError):
     """A task noticed that it was cancelled (timeout or user cancel) and stopped."""
@@ -89,7 +99,11 @@ class ResourceUnavailableError(WorkbenchError):
 
 
 class ExecutionNotFoundError(WorkbenchError):
+    def __reduce__(self):  # type: ignore[no-untyped-def]
+        return (type(self), (self.execution_id,))
+
     def __init__(self, execution_id: str) -> None:
+        self.execution_id = execution_id
         super().__init__(
             f"no execution {execution_id!r} on this orchestrator; "
             "list executions with orchestrator.list_executions()"

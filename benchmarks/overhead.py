@@ -1,0 +1,146 @@
+"""Workbench's orchestration overhead against raw Dask, on the same cluster in the same run.
+
+    python benchmarks/overhead.py [--sizes 1000 10000] [--workers 2] [--repeat 1]
+
+No-op task DAGs (a fan-out, and a layered DAG 10 wide where each task depends on the whole
+previous layer) run through raw `distributed` (`client.submit`, futures feeding futures) and
+through Workbench (spec validation included). Each run is a fresh child process connected to
+the same scheduler, so each reports its own wall time and peak memory (RSS).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+WIDTH = 10
+
+
+def edges(shape: str, n: int) -> dict[str, list[str]]:
+    if shape == "fan-out":
+        return {f"t{i}": [] for i in range(n)}
+    layers = n // WIDTH
+    return {
+        f"t{layer}_{i}": [f"t{layer - 1}_{j}" for j in range(WIDTH)] if layer else []
+        for layer in range(layers)
+        for i in range(WIDTH)
+    }
+
+
+def noop(*_: Any) -> None:
+    return None
+
+
+def run_raw(address: str, graph: dict[str, list[str]]) -> float:
+    from distributed import Client, wait
+
+    with Client(address) as client:
+        start = time.perf_counter()
+        futures: dict[str, Any] = {}
+        for key, deps in graph.items():
+            futures[key] = client.submit(noop, *[futures[d] for d in deps], key=key, pure=False)
+        wait(list(futures.values()))
+        return time.perf_counter() - start
+
+
+def run_workbench(address: str, graph: dict[str, list[str]]) -> float:
+    import asyncio
+
+    from workbench.dag.states import WorkflowStatus
+    from workbench.orchestrator.orchestrator import DistributedOrchestrator
+
+    spec = {
+        "workflow_id": "overhead",
+        "imports": ["benchmarks/noop_task.py"],
+        "tasks": [
+            {"task_id": key, "task_type": "noop", "dependencies": deps}
+            for key, deps in graph.items()
+        ],
+    }
+
+    async def main() -> float:
+        async with DistributedOrchestrator("bench", cluster=address) as orchestrator:
+            start = time.perf_counter()
+            execution = await orchestrator.run_workflow(spec)
+            elapsed = time.perf_counter() - start
+            if execution.status is not WorkflowStatus.SUCCEEDED:
+                raise SystemExit(f"workbench run failed: {execution.error}")
+            return elapsed
+
+    import os
+
+    os.chdir(ROOT)  # the spec's imports resolve against the working directory
+    return asyncio.run(main())
+
+
+def child(mode: str, shape: str, n: int, address: str) -> None:
+    graph = edges(shape, n)
+    elapsed = (run_raw if mode == "raw" else run_workbench)(address, graph)
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak_mb}))
+
+
+def measure(mode: str, shape: str, n: int, address: str) -> dict[str, float]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", mode, shape, str(n), address],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise SystemExit(f"{mode} {shape} {n} failed:\n{proc.stderr[-3000:]}")
+    result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--repeat", type=int, default=1, help="Runs per case; the best counts.")
+    parser.add_argument("--child", nargs=4, metavar=("MODE", "SHAPE", "N", "ADDRESS"))
+    args = parser.parse_args()
+    if args.child:
+        mode, shape, n, address = args.child
+        child(mode, shape, int(n), address)
+        return
+
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        address = cluster.scheduler_address
+        print(f"LocalCluster: {args.workers} workers x 1 thread, scheduler {address}")
+        print(f"{'dag':<10}{'tasks':>7}{'raw dask s':>12}{'workbench s':>13}{'ratio':>8}"
+              f"{'raw MB':>9}{'wb MB':>8}")
+        for n in args.sizes:
+            for shape in ("fan-out", "layered"):
+                raw: list[dict[str, float]] = []
+                ours: list[dict[str, float]] = []
+                for _ in range(args.repeat):  # alternate, so drift hits both alike
+                    raw.append(measure("raw", shape, n, address))
+                    ours.append(measure("workbench", shape, n, address))
+                best_raw = min(r["wall_s"] for r in raw)
+                best_ours = min(r["wall_s"] for r in ours)
+                print(
+                    f"{shape:<10}{n:>7}{best_raw:>12.2f}{best_ours:>13.2f}"
+                    f"{best_ours / best_raw:>7.2f}x"
+                    f"{max(r['peak_rss_mb'] for r in raw):>9.0f}"
+                    f"{max(r['peak_rss_mb'] for r in ours):>8.0f}",
+                    flush=True,
+                )
+        print("ratio = workbench / raw dask (target <= 1.25x); MB = peak RSS of the "
+              "orchestrating process (target <= 300 MB at 10,000 tasks)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,3 @@
+from workbench.cli.app import main
+
+main()

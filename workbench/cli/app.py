@@ -1,0 +1,143 @@
+"""The `workbench` command."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from workbench.errors import WorkbenchError
+
+app = typer.Typer(
+    name="workbench",
+    help="Declare ML workflows in YAML or JSON and run them on Dask.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+datasets_app = typer.Typer(help="Create example datasets.", no_args_is_help=True)
+app.add_typer(datasets_app, name="datasets")
+
+out = Console()
+err = Console(stderr=True)
+
+EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def _fail(exc: WorkbenchError) -> typer.Exit:
+    err.print(f"error: {exc}", style="red", highlight=False, markup=False)
+    return typer.Exit(exc.exit_code)
+
+
+@app.command()
+def run(
+    file: Annotated[Path, typer.Argument(help="A workflow spec (.yaml, .yml or .json).")],
+    workers: Annotated[int | None, typer.Option(help="Local Dask workers.", min=1)] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON object instead of the live display.")
+    ] = False,
+) -> None:
+    """Run a workflow on a local Dask cluster with a live display, then print a summary."""
+    from workbench.cli.display import LiveDisplay, render_summary
+    from workbench.client.workbench import Workbench
+    from workbench.dag.states import WorkflowStatus
+    from workbench.tasks.checks import load_workflow
+
+    try:
+        checked = load_workflow(file)
+    except WorkbenchError as exc:
+        raise _fail(exc) from None
+    workbench = Workbench.local(workers=workers)
+    try:
+        if as_json:
+            execution = workbench.run(checked)
+        else:
+            display = LiveDisplay(err if not out.is_terminal else out)
+            with display:
+                execution = workbench.run(checked, on_event=display.on_event)
+    except KeyboardInterrupt:
+        err.print("interrupted: cancelling the workflow and stopping the cluster…", style="yellow")
+        workbench.close()
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+    except WorkbenchError as exc:
+        workbench.close()
+        raise _fail(exc) from None
+    workbench.close()
+    if as_json:
+        sys.stdout.write(json.dumps(execution.to_summary(), default=str) + "\n")
+    else:
+        render_summary(out, execution)
+    raise typer.Exit(EXIT_OK if execution.status is WorkflowStatus.SUCCEEDED else EXIT_FAILED)
+
+
+@app.command()
+def validate(
+    file: Annotated[Path, typer.Argument(help="A workflow spec (.yaml, .yml or .json).")],
+) -> None:
+    """Check a workflow spec (structure, graph, parameters, data files) without running it."""
+    from workbench.tasks.checks import load_workflow
+
+    try:
+        checked = load_workflow(file)
+    except WorkbenchError as exc:
+        raise _fail(exc) from None
+    spec = checked.spec
+    out.print(
+        f"[green]ok[/] {file}: workflow {spec.workflow_id!r}, {len(spec.tasks)} tasks "
+        f"in order {' → '.join(checked.order)}",
+        highlight=False,
+    )
+
+
+@app.command()
+def schema(
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write to a file instead of stdout.")
+    ] = None,
+) -> None:
+    """Print the JSON Schema of workflow specs (for editor completion and checking)."""
+    from workbench.tasks.schema import full_json_schema
+
+    text = json.dumps(full_json_schema(), indent=2)
+    if output is None:
+        sys.stdout.write(text + "\n")
+    else:
+        output.write_text(text + "\n", encoding="utf-8")
+        err.print(f"wrote {output}")
+
+
+@app.command()
+def tasks() -> None:
+    """List the task types this installation knows."""
+    from rich.table import Table
+
+    from workbench.tasks.registry import REGISTRY
+
+    table = Table("task type", "status", "description")
+    for definition in REGISTRY.definitions():
+        status = "available" if definition.available else "not yet available"
+        first_line = (definition.unavailable_reason or definition.description).splitlines()
+        table.add_row(definition.name, status, first_line[0] if first_line else "")
+    out.print(table)
+
+
+@datasets_app.command("fraud")
+def make_fraud(
+    path: Annotated[Path, typer.Argument(help="Where to write the CSV.")],
+    rows: Annotated[int, typer.Option(min=100, help="Number of transactions.")] = 20_000,
+    seed: Annotated[int, typer.Option(help="Random seed (same seed, same file).")] = 0,
+) -> None:
+    """Write the synthetic fraud-transactions dataset as CSV (used by the examples)."""
+    from workbench.tasks.datasets import write_fraud_csv
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_fraud_csv(path, n_rows=rows, seed=seed)
+    out.print(f"wrote {rows} transactions to {path}")
+
+
+def main() -> None:
+    app()

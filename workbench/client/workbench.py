@@ -1,0 +1,136 @@
+"""Workbench: what scripts, the CLI and the UIs talk to.
+
+Its methods are plain blocking calls (scripts, notebooks, the CLI); the orchestrator itself is
+async and runs on a private event-loop thread, so a Workbench works the same whether or not the
+caller has an event loop of its own. `submit`/`wait` are the async forms for async callers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from contextlib import ExitStack
+from typing import Any, TypeVar
+
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+
+from workbench.config import Settings
+from workbench.dag.records import WorkflowExecution
+from workbench.events.bus import Subscription
+from workbench.events.models import Event
+from workbench.orchestrator.orchestrator import DistributedOrchestrator, WorkflowInput
+from workbench.tasks.base import TaskResult
+from workbench.tasks.checks import CheckedWorkflow, load_workflow
+
+T = TypeVar("T")
+
+
+class Workbench:
+    def __init__(self, orchestrator: DistributedOrchestrator) -> None:
+        self.orchestrator = orchestrator
+        self._stack = ExitStack()
+        self._portal: BlockingPortal | None = self._stack.enter_context(start_blocking_portal())
+
+    @classmethod
+    def local(
+        cls, *, workers: int | None = None, threads_per_worker: int | None = None
+    ) -> Workbench:
+        """A workbench on this machine: a Dask LocalCluster started on first use, no servers."""
+        overrides: dict[str, Any] = {}
+        if workers is not None:
+            overrides["workers"] = workers
+        if threads_per_worker is not None:
+            overrides["threads_per_worker"] = threads_per_worker
+        return cls(DistributedOrchestrator("local", settings=Settings(**overrides)))
+
+    @classmethod
+    def connect(cls, profile: str | None = None) -> Workbench:
+        """Local by default. Cluster profiles are not available in this version."""
+        if profile is not None:
+            from workbench.errors import WorkbenchError
+
+            raise WorkbenchError(
+                f"cluster profiles are not supported by this version (asked for {profile!r}); "
+                "use Workbench.local(), or set WORKBENCH_SCHEDULER_ADDRESS to use a Dask scheduler"
+            )
+        return cls(DistributedOrchestrator("local"))
+
+    # -- plumbing ------------------------------------------------------------------------------
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        if self._portal is None:
+            from workbench.errors import WorkbenchError
+
+            raise WorkbenchError("this Workbench is closed; create a new one")
+        return self._portal.call(fn, *args)
+
+    async def _bridge(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Await an orchestrator coroutine from the caller's own event loop."""
+        assert self._portal is not None
+        return await asyncio.wrap_future(self._portal.start_task_soon(fn, *args))
+
+    # -- blocking API --------------------------------------------------------------------------
+    def validate(self, spec_or_path: WorkflowInput) -> CheckedWorkflow:
+        if isinstance(spec_or_path, CheckedWorkflow):
+            return spec_or_path
+        return load_workflow(spec_or_path)
+
+    def run(
+        self, spec_or_path: WorkflowInput, *, on_event: Callable[[Event], None] | None = None
+    ) -> WorkflowExecution:
+        """Run a workflow to the end and return its execution record.
+
+        `on_event` sees every event of this execution as it happens.
+        """
+        checked = self.validate(spec_or_path)
+        subscription: Subscription | None = None
+        if on_event is not None:
+            subscription = self.subscribe(on_event)
+        try:
+            execution_id = self._call(self.orchestrator.submit_ml_workflow, checked)
+            execution: WorkflowExecution = self._call(
+                self.orchestrator.wait_for_execution, execution_id
+            )
+            return execution
+        finally:
+            if subscription is not None:
+                subscription.close()
+
+    def cancel(self, execution_id: str) -> None:
+        self._call(self.orchestrator.cancel_execution, execution_id)
+
+    def result(self, execution_id: str, task_id: str) -> TaskResult:
+        result: TaskResult = self._call(self.orchestrator.fetch_result, execution_id, task_id)
+        return result
+
+    def execution(self, execution_id: str) -> WorkflowExecution:
+        return self.orchestrator.get_execution(execution_id)
+
+    def subscribe(self, callback: Callable[[Event], None], execution_id: str | None = None):  # type: ignore[no-untyped-def]
+        return self.orchestrator.bus.subscribe(callback, execution_id)
+
+    # -- async API -----------------------------------------------------------------------------
+    async def submit(self, spec_or_path: WorkflowInput) -> str:
+        checked = await asyncio.to_thread(self.validate, spec_or_path)
+        execution_id: str = await self._bridge(self.orchestrator.submit_ml_workflow, checked)
+        return execution_id
+
+    async def wait(self, execution_id: str, timeout: float | None = None) -> WorkflowExecution:
+        execution: WorkflowExecution = await self._bridge(
+            self.orchestrator.wait_for_execution, execution_id, timeout
+        )
+        return execution
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def close(self) -> None:
+        if self._portal is not None:
+            try:
+                self._portal.call(self.orchestrator.close)
+            finally:
+                self._portal = None
+                self._stack.close()
+
+    def __enter__(self) -> Workbench:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

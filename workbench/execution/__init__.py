@@ -1,0 +1,1 @@
+"""Execution: the executor seam (Dask) and the DAG executor that drives the state machine."""

@@ -1,0 +1,34 @@
+"""The executor seam: how tasks reach compute. Dask is the implementation."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from workbench.execution.invocation import TaskInvocation
+
+WorkerEventHandler = Callable[[dict[str, Any]], None]
+
+
+@dataclass(frozen=True)
+class WorkerInfo:
+    address: str
+    name: str
+    resources: dict[str, float] = field(default_factory=dict)
+    memory_limit: int | None = None
+    threads: int = 1
+
+
+class Executor(Protocol):
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    def on_worker_event(self, handler: WorkerEventHandler) -> None: ...
+
+    async def workers(self) -> list[WorkerInfo]: ...
+
+    def submit(self, invocation: TaskInvocation, upstream: Sequence[Any]) -> Any: ...
+
+    async def cancel(self, handles: Sequence[Any]) -> None: ...

@@ -1,0 +1,286 @@
+"""Drives one workflow execution: the pure state machine on one side, Dask on the other."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import traceback as tb_module
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from workbench.dag.machine import (
+    CancelRequested,
+    CancelTasks,
+    DAGStateMachine,
+    Finished,
+    Input,
+    Instruction,
+    NoticeKind,
+    Notify,
+    Reject,
+    Start,
+    SubmitTasks,
+    TaskFailed,
+    TaskMetric,
+    TaskProgress,
+    TaskRetrying,
+    TaskStarted,
+    TaskSucceeded,
+)
+from workbench.dag.records import WorkflowExecution
+from workbench.dag.states import TaskState, WorkflowStatus
+from workbench.events.models import Event, EventType
+from workbench.execution.dask_executor import DaskExecutor
+from workbench.execution.invocation import TaskInvocation
+from workbench.execution.placement import placement_errors
+
+log = logging.getLogger(__name__)
+
+_TASK_EVENT = {
+    TaskState.SUBMITTED: EventType.TASK_QUEUED,
+    TaskState.RUNNING: EventType.TASK_STARTED,
+    TaskState.RETRYING: EventType.TASK_RETRYING,
+    TaskState.SUCCEEDED: EventType.TASK_SUCCEEDED,
+    TaskState.FAILED: EventType.TASK_FAILED,
+    TaskState.SKIPPED: EventType.TASK_SKIPPED,
+    TaskState.CANCELLED: EventType.TASK_CANCELLED,
+}
+
+# How long a finished future may wait for its worker's result report before it is fetched.
+REPORT_GRACE_S = 10.0
+
+
+def _result_report(result: Any) -> dict[str, Any]:
+    """Runs on a worker: the small part of a TaskResult, when its report was lost."""
+    return {"metrics": result.metrics, "artifacts": result.artifacts, "summary": result.summary}
+
+
+class ExecutionRun:
+    """One execution: submits its tasks, follows their reports, publishes its events."""
+
+    def __init__(
+        self,
+        execution: WorkflowExecution,
+        invocations: Mapping[str, TaskInvocation],
+        order: list[str],
+        executor: DaskExecutor,
+        publish: Callable[[Event], None],
+        instance_id: str,
+    ) -> None:
+        self.execution = execution
+        self.invocations = invocations
+        self.executor = executor
+        self._publish = publish
+        self._instance_id = instance_id
+        self._seq = 0
+        self._dependencies = {tid: inv.dependencies for tid, inv in invocations.items()}
+        self.machine = DAGStateMachine(execution, self._dependencies, order)
+        self.futures: dict[str, Any] = {}
+        self._reported: dict[str, asyncio.Event] = {}
+        self._done = asyncio.Event()
+        self._pending_cancels: list[Any] = []
+        self._emit(
+            EventType.WORKFLOW_SUBMITTED,
+            None,
+            status=execution.status.value,
+            data={
+                "name": execution.name,
+                "tasks": {tid: rec.task_type for tid, rec in execution.tasks.items()},
+            },
+        )
+
+    # -- the run -------------------------------------------------------------------------------
+    async def run(self) -> WorkflowExecution:
+        resources = {tid: inv.resources for tid, inv in self.invocations.items()}
+        errors = placement_errors(resources, await self.executor.workers())
+        if errors:
+            self._apply(self.machine.handle(Reject(errors, time.time())))
+        else:
+            self._apply(self.machine.handle(Start(time.time())))
+        if not self.machine.finished:
+            consumer = asyncio.create_task(self._follow_futures())
+            try:
+                await self._done.wait()
+            finally:
+                consumer.cancel()
+        if self._pending_cancels:
+            await self.executor.cancel(self._pending_cancels)
+        return self.execution
+
+    def cancel(self, reason: str = "cancelled by the user") -> None:
+        self.handle(CancelRequested(time.time(), reason))
+
+    def handle(self, event: Input) -> None:
+        self._apply(self.machine.handle(event))
+
+    async def _follow_futures(self) -> None:
+        from distributed import as_completed
+
+        try:
+            futures = list(self.futures.values())
+            async for future in as_completed(futures, loop=self.executor.client.loop):
+                if self.machine.finished:
+                    return
+                await self._settle(self._task_of[future.key], future)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug here must end the run, never hang it
+            log.exception("lost track of execution %s", self.execution.execution_id)
+            self.cancel(f"internal error while following the execution: {exc!r}")
+
+    async def _settle(self, task_id: str, future: Any) -> None:
+        if self.machine.execution.tasks[task_id].state.terminal:
+            return
+        if future.status == "finished":
+            await self._await_report(task_id, future)
+        elif future.status == "error":
+            await self._settle_error(task_id)
+        elif future.status == "cancelled":
+            self.handle(TaskFailed(task_id, "the cluster cancelled the task", time.time()))
+
+    async def _await_report(self, task_id: str, future: Any) -> None:
+        waiter = self._reported.setdefault(task_id, asyncio.Event())
+        try:
+            await asyncio.wait_for(waiter.wait(), REPORT_GRACE_S)
+        except TimeoutError:
+            client = self.executor.client
+            report = await client.submit(_result_report, future, pure=False)
+            self.handle(TaskSucceeded(task_id, time.time(), **report))
+
+    async def _settle_error(self, task_id: str) -> None:
+        # Dask also errs every dependent of a failed task; settle the real failure first so the
+        # dependents are marked skipped, not failed with someone else's error.
+        for dep in self._dependencies[task_id]:
+            dep_future = self.futures[dep]
+            if dep_future.status == "error" and not self._state(dep).terminal:
+                await self._settle_error(dep)
+        if self._state(task_id).terminal:
+            return
+        future = self.futures[task_id]
+        exc = await future.exception()
+        tb = await future.traceback()
+        text = "".join(tb_module.format_exception(type(exc), exc, tb))
+        self.handle(TaskFailed(task_id, f"{type(exc).__name__}: {exc}", time.time(), text))
+
+    def _state(self, task_id: str) -> TaskState:
+        return self.execution.tasks[task_id].state
+
+    # -- reports from workers ------------------------------------------------------------------
+    def on_worker_event(self, message: dict[str, Any]) -> None:
+        task_id = message["t"]
+        if task_id not in self.invocations:
+            return
+        kind, at = message["k"], message["at"]
+        if kind == "started":
+            self.handle(TaskStarted(task_id, message["attempt"], message.get("worker"), at))
+        elif kind == "progress":
+            self.handle(TaskProgress(task_id, message["fraction"], message.get("message", "")))
+        elif kind == "metric":
+            self.handle(TaskMetric(task_id, message["name"], message["value"], message["step"]))
+        elif kind == "retrying":
+            self.handle(
+                TaskRetrying(task_id, message["attempt"], message["error"], message["delay_s"])
+            )
+        elif kind == "succeeded":
+            self.handle(
+                TaskSucceeded(
+                    task_id, at, message["metrics"], message["artifacts"], message["summary"]
+                )
+            )
+            self._reported.setdefault(task_id, asyncio.Event()).set()
+
+    # -- instructions --------------------------------------------------------------------------
+    def _apply(self, instructions: list[Instruction]) -> None:
+        for instruction in instructions:
+            match instruction:
+                case SubmitTasks(task_ids=task_ids):
+                    self._submit(task_ids)
+                case CancelTasks(task_ids=task_ids):
+                    self._pending_cancels.extend(
+                        self.futures[t] for t in task_ids if t in self.futures
+                    )
+                    if self._pending_cancels and not self._done.is_set():
+                        handles, self._pending_cancels = self._pending_cancels, []
+                        asyncio.ensure_future(self.executor.cancel(handles))
+                case Notify():
+                    self._notify(instruction)
+                case Finished():
+                    self._done.set()
+
+    def _submit(self, task_ids: tuple[str, ...]) -> None:
+        for tid in task_ids:
+            invocation = self.invocations[tid]
+            upstream = [self.futures[dep] for dep in invocation.dependencies]
+            self.futures[tid] = self.executor.submit(invocation, upstream)
+        self._task_of = {future.key: tid for tid, future in self.futures.items()}
+
+    def _notify(self, notice: Notify) -> None:
+        data = dict(notice.data)
+        if notice.kind is NoticeKind.WORKFLOW:
+            status: WorkflowStatus = data["status"]
+            kind = (
+                EventType.WORKFLOW_STARTED
+                if status is WorkflowStatus.RUNNING
+                else EventType.WORKFLOW_FINISHED
+            )
+            error = self.execution.error
+            extra = {"error": error.model_dump()} if error and status.terminal else {}
+            self._emit(kind, None, status=status.value, data=extra)
+        elif notice.kind is NoticeKind.TASK_STATE:
+            state: TaskState = data.pop("state")
+            metrics = data.pop("metrics", None) or {}
+            message = data.get("error") or data.get("reason")
+            self._emit(
+                _TASK_EVENT[state],
+                notice.task_id,
+                status=state.value,
+                metrics=metrics,
+                message=message,
+                data=data,
+            )
+        elif notice.kind is NoticeKind.TASK_PROGRESS:
+            self._emit(
+                EventType.TASK_PROGRESS,
+                notice.task_id,
+                progress=data["progress"],
+                message=data["message"],
+            )
+        else:
+            self._emit(
+                EventType.TASK_METRIC,
+                notice.task_id,
+                metrics={data["name"]: data["value"]},
+                data={"step": data["step"]} if data["step"] is not None else {},
+            )
+
+    def _emit(
+        self,
+        kind: EventType,
+        task_id: str | None,
+        *,
+        status: str | None = None,
+        progress: float | None = None,
+        message: str | None = None,
+        metrics: dict[str, float] | None = None,
+        data: dict[str, Any] | None = None,
+    ) -> None:
+        self._seq += 1
+        # model_construct: these fields are built here from typed values; skip re-validation on
+        # what is the hottest path of a 10,000-task run.
+        event = Event.model_construct(
+            schema_version=1,
+            type=kind,
+            execution_id=self.execution.execution_id,
+            workflow_id=self.execution.workflow_id,
+            task_id=task_id,
+            status=status,
+            progress=progress,
+            message=message,
+            metrics=metrics or {},
+            data=data or {},
+            instance_id=self._instance_id,
+            seq=self._seq,
+            timestamp=time.time(),
+        )
+        self._publish(event)

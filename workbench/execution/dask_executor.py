@@ -1,0 +1,118 @@
+"""The Dask implementation of the executor seam."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from workbench.config import Settings
+from workbench.execution.base import WorkerEventHandler, WorkerInfo
+from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation
+from workbench.execution.worker import run_task
+
+log = logging.getLogger(__name__)
+
+
+class DaskExecutor:
+    """Submits tasks to a Dask cluster: a given scheduler, or a LocalCluster it starts and owns."""
+
+    def __init__(self, settings: Settings | None = None, *, cluster: Any = None) -> None:
+        self.settings = settings or Settings()
+        self._cluster = cluster  # an already started cluster (tests, notebooks); not owned
+        self._owned_cluster: Any = None
+        self.client: Any = None
+        self._handlers: list[WorkerEventHandler] = []
+
+    @property
+    def started(self) -> bool:
+        return self.client is not None
+
+    @property
+    def scheduler_address(self) -> str | None:
+        return None if self.client is None else self.client.scheduler.address
+
+    async def start(self) -> None:
+        if self.client is not None:
+            return
+        from distributed import Client
+
+        target = self._cluster or self.settings.scheduler_address
+        if target is None:
+            target = self._owned_cluster = await self._start_local_cluster()
+        try:
+            self.client = await Client(target, asynchronous=True, set_as_default=False)
+        except OSError as exc:
+            await self._close_owned_cluster()
+            raise ConnectionError(
+                f"cannot reach the Dask scheduler at {target}: {exc}. "
+                "Start one with `dask scheduler`, or unset WORKBENCH_SCHEDULER_ADDRESS to run locally."
+            ) from exc
+        self.client.subscribe_topic(TASK_EVENTS_TOPIC, self._dispatch)
+
+    async def _start_local_cluster(self) -> Any:
+        from distributed import LocalCluster
+
+        workers = self.settings.workers or max(1, os.cpu_count() or 1)
+        return await LocalCluster(
+            n_workers=workers,
+            threads_per_worker=self.settings.threads_per_worker,
+            memory_limit=self.settings.worker_memory_limit,
+            processes=True,
+            dashboard_address=None,
+            asynchronous=True,
+        )
+
+    def on_worker_event(self, handler: WorkerEventHandler) -> None:
+        self._handlers.append(handler)
+
+    def _dispatch(self, event: tuple[float, dict[str, Any]]) -> None:
+        _, message = event
+        for handler in self._handlers:
+            try:
+                handler(message)
+            except Exception:
+                log.exception("worker event handler failed on %r", message)
+
+    async def workers(self) -> list[WorkerInfo]:
+        info = await self.client.scheduler.identity()
+        return [
+            WorkerInfo(
+                address=address,
+                name=str(worker.get("name", address)),
+                resources=dict(worker.get("resources") or {}),
+                memory_limit=worker.get("memory_limit") or None,
+                threads=int(worker.get("nthreads", 1)),
+            )
+            for address, worker in info.get("workers", {}).items()
+        ]
+
+    def submit(self, invocation: TaskInvocation, upstream: Sequence[Any]) -> Any:
+        return self.client.submit(
+            run_task,
+            invocation,
+            *upstream,
+            key=invocation.dask_key,
+            resources=invocation.resources.dask_resources() or None,
+            pure=False,
+        )
+
+    async def cancel(self, handles: Sequence[Any]) -> None:
+        if handles:
+            await self.client.cancel(list(handles), force=True)
+
+    async def close(self) -> None:
+        if self.client is not None:
+            client, self.client = self.client, None
+            try:
+                client.unsubscribe_topic(TASK_EVENTS_TOPIC)
+            except (KeyError, ValueError):
+                pass
+            await client.close()
+        await self._close_owned_cluster()
+
+    async def _close_owned_cluster(self) -> None:
+        if self._owned_cluster is not None:
+            cluster, self._owned_cluster = self._owned_cluster, None
+            await cluster.close()

@@ -1,0 +1,38 @@
+"""What the orchestrator sends to a worker to run one task: small, picklable, self-contained."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import BaseModel
+
+from workbench.spec.models import Resources, RetryPolicy
+from workbench.tasks.base import TaskFunction
+
+# The Dask event topic that carries task reports from workers to orchestrators.
+TASK_EVENTS_TOPIC = "workbench.task-events"
+
+
+@dataclass(frozen=True)
+class TaskInvocation:
+    execution_id: str
+    task_id: str
+    task_type: str
+    fn: TaskFunction
+    params: BaseModel
+    global_parameters: Mapping[str, Any]
+    resources: Resources
+    retry_policy: RetryPolicy
+    timeout_s: float | None
+    base_dir: str
+    dependencies: tuple[str, ...]
+
+    @property
+    def dask_key(self) -> str:
+        return dask_key(self.execution_id, self.task_id)
+
+
+def dask_key(execution_id: str, task_id: str) -> str:
+    return f"wb-{execution_id}-{task_id}"

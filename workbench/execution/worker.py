@@ -1,0 +1,156 @@
+"""Runs one task on a Dask worker: attempts with backoff, per-attempt timeout, live reports.
+
+Reports travel over a Dask event topic (worker -> scheduler -> subscribed orchestrators), so
+workers need no access to Redis or Kafka.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+    wait_exponential_jitter,
+)
+
+from workbench.errors import TaskTimeoutError, WorkbenchError
+from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation
+from workbench.tasks.base import TaskContext, TaskEventSink, TaskResult
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, WorkbenchError):
+        return exc.retryable
+    return isinstance(exc, Exception)
+
+
+class TopicSink:
+    """Sends task reports to the orchestrator through the worker's batched scheduler stream."""
+
+    def __init__(self, invocation: TaskInvocation) -> None:
+        self._header = {"e": invocation.execution_id, "t": invocation.task_id}
+        try:
+            from distributed import get_worker
+
+            worker = get_worker()
+        except ValueError:  # not on a Dask worker (a direct call in a test or a script)
+            self._log = None
+            self.address = None
+        else:
+            self._log = worker.log_event
+            self.address = worker.address
+
+    def __call__(self, kind: str, payload: dict[str, Any]) -> None:
+        if self._log is not None:
+            self._log(TASK_EVENTS_TOPIC, {**self._header, "k": kind, "at": time.time(), **payload})
+
+
+def run_task(invocation: TaskInvocation, *upstream: TaskResult) -> TaskResult:
+    """The function Dask runs for every workflow task. Its return value stays on the worker."""
+    sink = TopicSink(invocation)
+    inputs = {
+        tid: result.output for tid, result in zip(invocation.dependencies, upstream, strict=True)
+    }
+    policy = invocation.retry_policy
+    if policy.jitter:
+        wait = wait_exponential_jitter(
+            initial=policy.backoff_base_s, max=policy.backoff_max_s, jitter=policy.backoff_base_s
+        )
+    else:
+        wait = wait_exponential(multiplier=policy.backoff_base_s, max=policy.backoff_max_s)
+
+    def report_retry(state: RetryCallState) -> None:
+        outcome = state.outcome
+        error = outcome.exception() if outcome is not None else None
+        delay = state.next_action.sleep if state.next_action else 0.0
+        sink(
+            "retrying",
+            {"attempt": state.attempt_number, "error": _describe(error), "delay_s": delay},
+        )
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.max_retries + 1),
+        wait=wait,
+        retry=retry_if_exception(_retryable),
+        before_sleep=report_retry,
+        reraise=True,
+    )
+    started = time.perf_counter()
+    for attempt in retrying:
+        with attempt:
+            number = attempt.retry_state.attempt_number
+            sink("started", {"attempt": number, "worker": sink.address})
+            result = _run_attempt(invocation, inputs, number, sink)
+    result.summary.setdefault("duration_s", round(time.perf_counter() - started, 6))
+    sink(
+        "succeeded",
+        {"metrics": result.metrics, "artifacts": result.artifacts, "summary": result.summary},
+    )
+    return result
+
+
+def _run_attempt(
+    invocation: TaskInvocation, inputs: dict[str, Any], attempt: int, sink: TaskEventSink
+) -> TaskResult:
+    cancel = threading.Event()
+    ctx = TaskContext(
+        execution_id=invocation.execution_id,
+        task_id=invocation.task_id,
+        task_type=invocation.task_type,
+        params=invocation.params,
+        inputs=inputs,
+        global_parameters=invocation.global_parameters,
+        resources=invocation.resources,
+        base_dir=Path(invocation.base_dir),
+        attempt=attempt,
+        sink=sink,
+        cancel_event=cancel,
+    )
+    if invocation.timeout_s is None:
+        return _as_result(invocation.fn(ctx))
+    return _run_with_timeout(invocation, ctx, cancel)
+
+
+def _run_with_timeout(
+    invocation: TaskInvocation, ctx: TaskContext, cancel: threading.Event
+) -> TaskResult:
+    """Python cannot kill a thread: on timeout the attempt is failed at once and the task body,
+    told through its context, stops at its next progress report or cancellation check."""
+    box: dict[str, Any] = {}
+
+    def body() -> None:
+        try:
+            box["result"] = _as_result(invocation.fn(ctx))
+        except BaseException as exc:
+            box["error"] = exc
+
+    thread = threading.Thread(target=body, name=f"workbench-{invocation.task_id}", daemon=True)
+    thread.start()
+    thread.join(invocation.timeout_s)
+    if thread.is_alive():
+        cancel.set()
+        raise TaskTimeoutError(
+            f"task {invocation.task_id!r} exceeded timeout_s={invocation.timeout_s:g} "
+            f"(attempt {ctx.attempt}); raise timeout_s in the spec if it needs longer"
+        )
+    if "error" in box:
+        raise box["error"]
+    result: TaskResult = box["result"]
+    return result
+
+
+def _as_result(value: Any) -> TaskResult:
+    return value if isinstance(value, TaskResult) else TaskResult(output=value)
+
+
+def _describe(error: BaseException | None) -> str:
+    if error is None:
+        return ""
+    return f"{type(error).__name__}: {error}"

@@ -1,0 +1,213 @@
+"""DistributedOrchestrator: validates workflows, runs them on Dask, keeps their records."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections import OrderedDict
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from workbench.config import Settings
+from workbench.dag.records import TaskRecord, WorkflowExecution
+from workbench.dag.states import TaskState
+from workbench.errors import ExecutionNotFoundError, WorkbenchError
+from workbench.events.bus import InProcessBus
+from workbench.execution.dag_executor import ExecutionRun
+from workbench.execution.dask_executor import DaskExecutor
+from workbench.execution.invocation import TaskInvocation
+from workbench.spec.models import WorkflowSpec
+from workbench.tasks.base import TaskResult
+from workbench.tasks.checks import CheckedWorkflow, load_workflow
+
+log = logging.getLogger(__name__)
+
+WorkflowInput = CheckedWorkflow | WorkflowSpec | Mapping[str, Any] | str | Path
+
+
+class DistributedOrchestrator:
+    """One orchestrator instance. Without a profile it runs everything locally: a Dask
+    LocalCluster it starts on first use, an in-process event bus and in-memory records.
+
+        orchestrator = DistributedOrchestrator("instance-1")
+        execution_id = await orchestrator.submit_ml_workflow(workflow)
+        execution = await orchestrator.wait_for_execution(execution_id)
+    """
+
+    def __init__(
+        self,
+        instance_id: str = "local",
+        *,
+        settings: Settings | None = None,
+        cluster: Any = None,
+        bus: InProcessBus | None = None,
+    ) -> None:
+        self.instance_id = instance_id
+        self.settings = settings or Settings()
+        self.bus = bus or InProcessBus()
+        self.executor = DaskExecutor(self.settings, cluster=cluster)
+        self.executor.on_worker_event(self._route_worker_event)
+        self._executions: dict[str, WorkflowExecution] = {}
+        self._runs: dict[str, ExecutionRun] = {}
+        self._tasks: dict[str, asyncio.Task[WorkflowExecution]] = {}
+        self._kept: OrderedDict[str, ExecutionRun] = OrderedDict()
+        self._start_lock: asyncio.Lock | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:
+            await self.executor.start()
+
+    async def close(self) -> None:
+        for run in list(self._runs.values()):
+            run.cancel("the orchestrator is shutting down")
+        if self._tasks:
+            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+        self._kept.clear()
+        await self.executor.close()
+
+    async def __aenter__(self) -> DistributedOrchestrator:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # -- workflows -----------------------------------------------------------------------------
+    async def submit_ml_workflow(self, workflow: WorkflowInput) -> str:
+        """Validate and start a workflow; returns its execution id at once.
+
+        An invalid spec raises SpecError before anything runs or is written.
+        """
+        checked = await asyncio.to_thread(_check, workflow)
+        await self.start()
+        execution_id = f"{checked.spec.workflow_id}-{secrets.token_hex(4)}"
+        execution = _new_execution(execution_id, checked)
+        run = ExecutionRun(
+            execution,
+            _invocations(execution_id, checked),
+            list(checked.order),
+            self.executor,
+            self.bus.publish,
+            self.instance_id,
+        )
+        self._executions[execution_id] = execution
+        self._runs[execution_id] = run
+        self._tasks[execution_id] = asyncio.create_task(self._drive(run))
+        return execution_id
+
+    async def run_workflow(self, workflow: WorkflowInput) -> WorkflowExecution:
+        """Submit and wait: the finished execution record."""
+        return await self.wait_for_execution(await self.submit_ml_workflow(workflow))
+
+    async def _drive(self, run: ExecutionRun) -> WorkflowExecution:
+        execution_id = run.execution.execution_id
+        try:
+            return await run.run()
+        finally:
+            self._runs.pop(execution_id, None)
+            self._keep_results(execution_id, run)
+
+    def _keep_results(self, execution_id: str, run: ExecutionRun) -> None:
+        """Task outputs stay on the workers for the last few executions, for fetch_result."""
+        self._kept[execution_id] = run
+        while len(self._kept) > self.settings.keep_results:
+            _, old = self._kept.popitem(last=False)
+            old.futures.clear()
+
+    async def wait_for_execution(
+        self, execution_id: str, timeout: float | None = None
+    ) -> WorkflowExecution:
+        task = self._tasks.get(execution_id)
+        if task is None:
+            raise ExecutionNotFoundError(execution_id)
+        return await asyncio.wait_for(asyncio.shield(task), timeout)
+
+    def get_execution(self, execution_id: str) -> WorkflowExecution:
+        try:
+            return self._executions[execution_id]
+        except KeyError:
+            raise ExecutionNotFoundError(execution_id) from None
+
+    def list_executions(self) -> list[WorkflowExecution]:
+        return list(self._executions.values())
+
+    async def cancel_execution(self, execution_id: str, reason: str = "cancelled by the user") -> None:
+        self.get_execution(execution_id)
+        run = self._runs.get(execution_id)
+        if run is not None:
+            run.cancel(reason)
+            await self.wait_for_execution(execution_id)
+
+    async def fetch_result(self, execution_id: str, task_id: str) -> TaskResult:
+        """Bring one task's full result (its output included) from the cluster."""
+        execution = self.get_execution(execution_id)
+        record = execution.tasks.get(task_id)
+        if record is None:
+            raise WorkbenchError(
+                f"execution {execution_id!r} has no task {task_id!r}; "
+                f"its tasks: {', '.join(execution.tasks)}"
+            )
+        if record.state is not TaskState.SUCCEEDED:
+            raise WorkbenchError(
+                f"task {task_id!r} of {execution_id!r} is {record.state.value}; "
+                "only a succeeded task has a result"
+            )
+        run = self._kept.get(execution_id) or self._runs.get(execution_id)
+        future = run.futures.get(task_id) if run else None
+        if future is None:
+            raise WorkbenchError(
+                f"the outputs of {execution_id!r} were released (only the last "
+                f"{self.settings.keep_results} executions keep them; set WORKBENCH_KEEP_RESULTS)"
+            )
+        result: TaskResult = await future
+        return result
+
+    def _route_worker_event(self, message: dict[str, Any]) -> None:
+        run = self._runs.get(message.get("e", ""))
+        if run is not None:
+            run.on_worker_event(message)
+
+
+def _check(workflow: WorkflowInput) -> CheckedWorkflow:
+    if isinstance(workflow, CheckedWorkflow):
+        return workflow
+    return load_workflow(workflow)
+
+
+def _new_execution(execution_id: str, checked: CheckedWorkflow) -> WorkflowExecution:
+    spec = checked.spec
+    return WorkflowExecution(
+        execution_id=execution_id,
+        workflow_id=spec.workflow_id,
+        name=spec.name,
+        tasks={
+            t.task_id: TaskRecord(task_id=t.task_id, task_type=t.task_type) for t in spec.tasks
+        },
+    )
+
+
+def _invocations(execution_id: str, checked: CheckedWorkflow) -> dict[str, TaskInvocation]:
+    spec = checked.spec
+    invocations = {}
+    for task in spec.tasks:
+        fn = checked.definitions[task.task_id].fn
+        assert fn is not None, "check_workflow rejects unavailable task types"
+        invocations[task.task_id] = TaskInvocation(
+            execution_id=execution_id,
+            task_id=task.task_id,
+            task_type=task.task_type,
+            fn=fn,
+            params=checked.params[task.task_id],
+            global_parameters=spec.global_parameters,
+            resources=task.resources,
+            retry_policy=task.retry_policy,
+            timeout_s=task.timeout_s,
+            base_dir=str(checked.base_dir),
+            dependencies=tuple(dict.fromkeys(task.dependencies)),
+        )
+    return invocations
