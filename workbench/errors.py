@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
 class WorkbenchError(Exception):
@@ -38,7 +39,7 @@ class SpecError(WorkbenchError):
 
     exit_code = 2
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.issues, self.source))
 
     def __init__(self, issues: Sequence[SpecIssue], source: str | None = None) -> None:
@@ -47,14 +48,15 @@ class SpecError(WorkbenchError):
         lines = [issue.render(source) for issue in self.issues]
         noun = "problem" if len(lines) == 1 else "problems"
         super().__init__(
-            f"invalid workflow spec ({len(lines)} {noun}); nothing was run:\n  " + "\n  ".join(lines)
+            f"invalid workflow spec ({len(lines)} {noun}); nothing was run:\n  "
+            + "\n  ".join(lines)
         )
 
 
 class UnknownTaskTypeError(WorkbenchError):
     exit_code = 2
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.name, self.known))
 
     def __init__(self, name: str, known: Sequence[str]) -> None:
@@ -99,7 +101,7 @@ class ResourceUnavailableError(WorkbenchError):
 
 
 class ExecutionNotFoundError(WorkbenchError):
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.execution_id,))
 
     def __init__(self, execution_id: str) -> None:

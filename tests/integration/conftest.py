@@ -16,8 +16,10 @@ def dask_cluster() -> Iterator[object]:
     from distributed import Nanny, Scheduler, SpecCluster
 
     cpu = {"cls": Nanny, "options": {"nthreads": 2, "memory_limit": "2GiB"}}
-    gpu = {"cls": Nanny, "options": {"nthreads": 1, "memory_limit": "2GiB",
-                                     "resources": {"GPU": 1}}}
+    gpu = {
+        "cls": Nanny,
+        "options": {"nthreads": 1, "memory_limit": "2GiB", "resources": {"GPU": 1}},
+    }
     cluster = SpecCluster(
         scheduler={"cls": Scheduler, "options": {"dashboard_address": None}},
         workers={"cpu-0": cpu, "cpu-1": cpu, "gpu-0": gpu},

@@ -44,16 +44,27 @@ def probe(ctx: TaskContext) -> TaskResult:
     params: ProbeParams = ctx.params  # type: ignore[assignment]
     ledger = Path(params.ledger)
     start = time.time()
-    _record(ledger, {"task": ctx.task_id, "attempt": ctx.attempt, "event": "start", "at": start,
-                     "pid": os.getpid()})
+    _record(
+        ledger,
+        {
+            "task": ctx.task_id,
+            "attempt": ctx.attempt,
+            "event": "start",
+            "at": start,
+            "pid": os.getpid(),
+        },
+    )
     for step in range(params.steps):
         ctx.report_progress(step / params.steps, f"step {step + 1}/{params.steps}")
         time.sleep(params.sleep_s / params.steps)
     if params.fail_always or ctx.attempt <= params.fail_times:
-        _record(ledger, {"task": ctx.task_id, "attempt": ctx.attempt, "event": "fail",
-                         "at": time.time()})
+        _record(
+            ledger,
+            {"task": ctx.task_id, "attempt": ctx.attempt, "event": "fail", "at": time.time()},
+        )
         raise RuntimeError(f"probe {ctx.task_id} failing on attempt {ctx.attempt}")
     total = params.value + sum(float(v) for v in ctx.inputs.values())
-    _record(ledger, {"task": ctx.task_id, "attempt": ctx.attempt, "event": "end",
-                     "at": time.time()})
+    _record(
+        ledger, {"task": ctx.task_id, "attempt": ctx.attempt, "event": "end", "at": time.time()}
+    )
     return TaskResult(output=total, metrics={"total": total})

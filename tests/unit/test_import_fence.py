@@ -53,3 +53,22 @@ def test_import_workbench_is_light():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_validating_a_spec_does_not_import_the_data_stack():
+    """The orchestrator validates and schedules built-in tasks without pandas or sklearn: they
+    load on the workers that run the tasks."""
+    code = (
+        "import sys\n"
+        "from workbench.tasks.checks import load_workflow\n"
+        "load_workflow({'workflow_id': 'w', 'tasks': [\n"
+        "  {'task_id': 'p', 'task_type': 'data_preprocessing',\n"
+        "   'parameters': {'dataset_path': 'x.csv'}},\n"
+        "  {'task_id': 'f', 'task_type': 'feature_extraction', 'dependencies': ['p']},\n"
+        "  {'task_id': 'e', 'task_type': 'model_evaluation', 'dependencies': ['f']}]},\n"
+        "  check_files=False)\n"
+        "heavy = {'pandas', 'sklearn', 'xgboost', 'pyarrow'}\n"
+        "print(','.join(sorted(m for m in heavy if m in sys.modules)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

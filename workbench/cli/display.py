@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any
 
 from rich.console import Console, Group, RenderableType
@@ -46,15 +45,24 @@ def _duration(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
-def task_table(execution: WorkflowExecution) -> Table:
+def metric_text(value: float) -> str:
+    """Counts as integers with separators, everything else with four significant digits."""
+    if float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:.4g}"
+
+
+def task_table(execution: WorkflowExecution, width: int = 120) -> Table:
+    wide = width >= 110  # an 80-column terminal drops the type column and shortens the bar
     table = Table(expand=True, box=None, pad_edge=False)
     table.add_column("", width=1)
     table.add_column("task", no_wrap=True)
-    table.add_column("type", style="dim", no_wrap=True)
-    table.add_column("progress", width=24)
+    if wide:
+        table.add_column("type", style="dim", no_wrap=True)
+    table.add_column("progress", width=22 if wide else 12)
     table.add_column("try", justify="right", width=3)
-    table.add_column("time", justify="right", width=7)
-    table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1)
+    table.add_column("time", justify="right", width=6)
+    table.add_column("detail", overflow="ellipsis", no_wrap=True, ratio=1, min_width=10)
     records = list(execution.tasks.values())
     if len(records) > MAX_ROWS:
         rank = {TaskState.RUNNING: 0, TaskState.RETRYING: 0, TaskState.FAILED: 1}
@@ -64,16 +72,17 @@ def task_table(execution: WorkflowExecution) -> Table:
         fraction = 1.0 if record.state is TaskState.SUCCEEDED else record.progress
         detail = record.error if record.state is TaskState.FAILED else record.message
         if record.state is TaskState.SUCCEEDED and record.metrics:
-            detail = "  ".join(f"{k}={v:.4g}" for k, v in list(record.metrics.items())[:4])
-        table.add_row(
-            Text(symbol, style=style),
-            Text(record.task_id, style=style),
-            record.task_type,
-            ProgressBar(total=1.0, completed=fraction, width=22),
+            detail = "  ".join(f"{k}={metric_text(v)}" for k, v in list(record.metrics.items())[:4])
+        cells: list[RenderableType] = [Text(symbol, style=style), Text(record.task_id, style=style)]
+        if wide:
+            cells.append(record.task_type)
+        cells += [
+            ProgressBar(total=1.0, completed=fraction, width=20 if wide else 10),
             str(record.attempts or ""),
             _duration(record.duration_s),
             escape(detail or ""),
-        )
+        ]
+        table.add_row(*cells)
     return table
 
 
@@ -98,7 +107,10 @@ class LiveDisplay:
         self._views = ExecutionViews()
         self._execution: WorkflowExecution | None = None
         self._lock = threading.Lock()
-        self._live = Live(console=console, refresh_per_second=8, get_renderable=self._render)
+        # Transient: when the run ends the live view gives way to the summary.
+        self._live = Live(
+            console=console, refresh_per_second=8, get_renderable=self._render, transient=True
+        )
 
     def on_event(self, event: Event) -> None:
         with self._lock:
@@ -111,7 +123,7 @@ class LiveDisplay:
             execution = self._execution
             if execution is None:
                 return Text("starting the local Dask cluster…", style="dim")
-            return Group(header(execution), task_table(execution))
+            return Group(header(execution), task_table(execution, self._console.width))
 
     def __enter__(self) -> LiveDisplay:
         self._live.__enter__()
@@ -123,16 +135,17 @@ class LiveDisplay:
 
 def render_summary(console: Console, execution: WorkflowExecution) -> None:
     console.print(header(execution))
-    console.print(task_table(execution))
+    console.print(task_table(execution, console.width))
     metrics = execution.metrics
     if metrics:
-        table = Table(title="metrics", title_justify="left", expand=False)
-        table.add_column("task")
-        table.add_column("metric")
-        table.add_column("value", justify="right")
+        table = Table(title="metrics", title_justify="left", expand=True, show_lines=False)
+        table.add_column("task", style="bold", no_wrap=True)
+        table.add_column("metrics", ratio=1)
         for task_id, values in metrics.items():
-            for i, (name, value) in enumerate(values.items()):
-                table.add_row(task_id if i == 0 else "", name, f"{value:.4f}")
+            line = "   ".join(
+                f"{name} [bold]{metric_text(value)}[/]" for name, value in values.items()
+            )
+            table.add_row(task_id, line)
         console.print(table)
     if execution.error is not None:
         where = f" in task {execution.error.task_id!r}" if execution.error.task_id else ""

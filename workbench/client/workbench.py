@@ -105,7 +105,9 @@ class Workbench:
     def execution(self, execution_id: str) -> WorkflowExecution:
         return self.orchestrator.get_execution(execution_id)
 
-    def subscribe(self, callback: Callable[[Event], None], execution_id: str | None = None):  # type: ignore[no-untyped-def]
+    def subscribe(
+        self, callback: Callable[[Event], None], execution_id: str | None = None
+    ) -> Subscription:
         return self.orchestrator.bus.subscribe(callback, execution_id)
 
     # -- async API -----------------------------------------------------------------------------

@@ -251,8 +251,11 @@ class DAGStateMachine:
         out: list[Instruction] = []
         if record.state is TaskState.SUBMITTED:
             # The start report can trail the result; record the run so history stays whole.
-            out += self._started(TaskStarted(event.task_id, max(1, record.attempts), None, event.at))
-        record.metrics.update(event.metrics)
+            out += self._started(
+                TaskStarted(event.task_id, max(1, record.attempts), None, event.at)
+            )
+        # The result's metrics are the truth; values logged while running were progress.
+        record.metrics = dict(event.metrics)
         record.artifacts.update(event.artifacts)
         record.summary.update(event.summary)
         record.error = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any
 
 from workbench.errors import WorkbenchError
 
@@ -63,7 +64,7 @@ class InvalidTransitionError(WorkbenchError):
             "this is a bug in Workbench, please report it with the execution's events"
         )
 
-    def __reduce__(self):  # type: ignore[no-untyped-def]
+    def __reduce__(self) -> tuple[Any, ...]:
         return (WorkbenchError, (str(self),))
 
 

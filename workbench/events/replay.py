@@ -22,7 +22,8 @@ def execution_from_submitted(event: Event) -> WorkflowExecution:
 def apply_event(execution: WorkflowExecution, event: Event) -> None:
     """Apply one event to a record; events of tasks the record lacks are ignored."""
     if event.type in (EventType.WORKFLOW_STARTED, EventType.WORKFLOW_FINISHED):
-        execution.status = WorkflowStatus(event.status)
+        if event.status is not None:
+            execution.status = WorkflowStatus(event.status)
         if event.type is EventType.WORKFLOW_STARTED:
             execution.started_at = event.timestamp
         else:
@@ -60,7 +61,7 @@ def _apply_state(record: TaskRecord, state: TaskState, event: Event) -> None:
         if state is TaskState.SUCCEEDED:
             record.progress = 1.0
             record.error = None
-            record.metrics.update(event.metrics)
+            record.metrics = dict(event.metrics)
         elif state is TaskState.FAILED:
             record.error = event.message
         else:

@@ -80,6 +80,7 @@ class ExecutionRun:
         self._reported: dict[str, asyncio.Event] = {}
         self._done = asyncio.Event()
         self._pending_cancels: list[Any] = []
+        self._background: set[asyncio.Future[None]] = set()
         self._emit(
             EventType.WORKFLOW_SUBMITTED,
             None,
@@ -202,7 +203,9 @@ class ExecutionRun:
                     )
                     if self._pending_cancels and not self._done.is_set():
                         handles, self._pending_cancels = self._pending_cancels, []
-                        asyncio.ensure_future(self.executor.cancel(handles))
+                        cancelling = asyncio.ensure_future(self.executor.cancel(handles))
+                        self._background.add(cancelling)
+                        cancelling.add_done_callback(self._background.discard)
                 case Notify():
                     self._notify(instruction)
                 case Finished():

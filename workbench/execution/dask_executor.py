@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections.abc import Sequence
@@ -47,7 +48,8 @@ class DaskExecutor:
             await self._close_owned_cluster()
             raise ConnectionError(
                 f"cannot reach the Dask scheduler at {target}: {exc}. "
-                "Start one with `dask scheduler`, or unset WORKBENCH_SCHEDULER_ADDRESS to run locally."
+                "Start one with `dask scheduler`, or unset WORKBENCH_SCHEDULER_ADDRESS "
+                "to run locally."
             ) from exc
         self.client.subscribe_topic(TASK_EVENTS_TOPIC, self._dispatch)
 
@@ -60,7 +62,7 @@ class DaskExecutor:
             threads_per_worker=self.settings.threads_per_worker,
             memory_limit=self.settings.worker_memory_limit,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # a free port: never collide with another cluster
             asynchronous=True,
         )
 
@@ -105,10 +107,8 @@ class DaskExecutor:
     async def close(self) -> None:
         if self.client is not None:
             client, self.client = self.client, None
-            try:
+            with contextlib.suppress(KeyError, ValueError):
                 client.unsubscribe_topic(TASK_EVENTS_TOPIC)
-            except (KeyError, ValueError):
-                pass
             await client.close()
         await self._close_owned_cluster()
 

@@ -48,6 +48,6 @@ def placement_errors(
         errors[task_id] = (
             f"task {task_id!r} needs {_needs(resources)} but no worker offers it. "
             f"Workers: {existing}. Start a worker with the capability "
-            f"(e.g. `dask worker SCHEDULER --resources \"GPU=1\"`) or change the task's resources."
+            f'(e.g. `dask worker SCHEDULER --resources "GPU=1"`) or change the task\'s resources.'
         )
     return errors

@@ -59,6 +59,7 @@ def run_task(invocation: TaskInvocation, *upstream: TaskResult) -> TaskResult:
         tid: result.output for tid, result in zip(invocation.dependencies, upstream, strict=True)
     }
     policy = invocation.retry_policy
+    wait: wait_exponential | wait_exponential_jitter
     if policy.jitter:
         wait = wait_exponential_jitter(
             initial=policy.backoff_base_s, max=policy.backoff_max_s, jitter=policy.backoff_base_s

@@ -136,7 +136,9 @@ class DistributedOrchestrator:
     def list_executions(self) -> list[WorkflowExecution]:
         return list(self._executions.values())
 
-    async def cancel_execution(self, execution_id: str, reason: str = "cancelled by the user") -> None:
+    async def cancel_execution(
+        self, execution_id: str, reason: str = "cancelled by the user"
+    ) -> None:
         self.get_execution(execution_id)
         run = self._runs.get(execution_id)
         if run is not None:
@@ -185,9 +187,7 @@ def _new_execution(execution_id: str, checked: CheckedWorkflow) -> WorkflowExecu
         execution_id=execution_id,
         workflow_id=spec.workflow_id,
         name=spec.name,
-        tasks={
-            t.task_id: TaskRecord(task_id=t.task_id, task_type=t.task_type) for t in spec.tasks
-        },
+        tasks={t.task_id: TaskRecord(task_id=t.task_id, task_type=t.task_type) for t in spec.tasks},
     )
 
 

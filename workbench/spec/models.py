@@ -115,6 +115,11 @@ class Resources(StrictModel):
         return needed
 
 
+# Frozen, so every task without its own settings can share one instance (10,000-task specs).
+DEFAULT_RETRY_POLICY = RetryPolicy()
+DEFAULT_RESOURCES = Resources()
+
+
 class TaskSpec(StrictModel):
     task_id: str = Field(pattern=IDENTIFIER, max_length=128)
     task_type: str = Field(description="A built-in TaskType or a registered custom type.")
@@ -123,8 +128,8 @@ class TaskSpec(StrictModel):
     cache_strategy: CacheStrategy | None = Field(
         None, description="Overrides the configured default strategy for this task."
     )
-    retry_policy: RetryPolicy = Field(default_factory=RetryPolicy)
-    resources: Resources = Field(default_factory=Resources)
+    retry_policy: RetryPolicy = DEFAULT_RETRY_POLICY
+    resources: Resources = DEFAULT_RESOURCES
     timeout_s: float | None = Field(None, gt=0, description="Per-attempt time limit.")
     description: str = ""
 

@@ -3,6 +3,7 @@ task types are registered (@task_type, entry-point group `workbench.tasks`)."""
 
 from __future__ import annotations
 
+import importlib
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -79,6 +80,7 @@ class TaskContext:
         self._sink = sink
         self._cancel = cancel_event or threading.Event()
         self._last_progress = 0.0
+        self._progress_lock = threading.Lock()
 
     # -- data ---------------------------------------------------------------------------------
     def resolve_path(self, path: str | Path) -> Path:
@@ -117,10 +119,12 @@ class TaskContext:
         """Report how far the task is (0..1). Also the point where a cancelled task stops."""
         self.check_cancelled()
         now = time.monotonic()
-        if fraction < 1.0 and now - self._last_progress < PROGRESS_MIN_INTERVAL_S:
-            return
-        self._last_progress = now
-        self._sink("progress", {"fraction": max(0.0, min(1.0, float(fraction))), "message": message})
+        with self._progress_lock:  # tasks may report from several threads (partitions)
+            if fraction < 1.0 and now - self._last_progress < PROGRESS_MIN_INTERVAL_S:
+                return
+            self._last_progress = now
+        fraction = max(0.0, min(1.0, float(fraction)))
+        self._sink("progress", {"fraction": fraction, "message": message})
 
     def log_metric(self, name: str, value: float, step: int | None = None) -> None:
         self.check_cancelled()
@@ -136,6 +140,25 @@ class TaskContext:
 
 
 TaskFunction = Callable[[TaskContext], Any]
+
+
+@dataclass(frozen=True)
+class TaskRef:
+    """A task function named by module and attribute, imported where it first runs.
+
+    Built-in types register this way, so the orchestrator validates and schedules them without
+    importing pandas or scikit-learn; only the workers that run them do.
+    """
+
+    module: str
+    attribute: str = "run"
+
+    def load(self) -> TaskFunction:
+        fn: TaskFunction = getattr(importlib.import_module(self.module), self.attribute)
+        return fn
+
+    def __call__(self, ctx: TaskContext) -> Any:
+        return self.load()(ctx)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
+from types import ModuleType
 
 from pydantic import BaseModel
 
@@ -38,7 +39,7 @@ class TaskRegistry:
         try:
             return self._definitions[name]
         except KeyError:
-            raise UnknownTaskTypeError(name, self._definitions) from None
+            raise UnknownTaskTypeError(name, list(self._definitions)) from None
 
     def names(self) -> list[str]:
         self._ensure_loaded()
@@ -64,6 +65,7 @@ class TaskRegistry:
 
 
 REGISTRY = TaskRegistry()
+_FILE_MODULES: dict[Path, ModuleType] = {}
 
 
 def task_type(
@@ -91,25 +93,24 @@ def import_task_module(reference: str, base_dir: Path) -> None:
     """
     if reference.endswith(".py"):
         path = (base_dir / reference).resolve()
+        if path in _FILE_MODULES:
+            return
         if not path.is_file():
             raise WorkbenchError(f"imports: {reference!r} not found (looked at {path})")
         digest = hashlib.sha1(str(path).encode()).hexdigest()[:10]
         module_name = f"workbench_user_{path.stem}_{digest}"
-        if module_name in sys.modules:
-            return
         spec = importlib.util.spec_from_file_location(module_name, path)
         if spec is None or spec.loader is None:
             raise WorkbenchError(f"imports: cannot load {path} as a Python module")
         module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
+        sys.modules[module_name] = module  # while its classes are built
         try:
             spec.loader.exec_module(module)
-        except Exception:
+        finally:
+            # Out of sys.modules, its functions and classes cannot be pickled by reference,
+            # so Dask ships them to workers by value (workers cannot import the file).
             del sys.modules[module_name]
-            raise
-        import cloudpickle
-
-        cloudpickle.register_pickle_by_value(module)
+        _FILE_MODULES[path] = module
     else:
         try:
             importlib.import_module(reference)

@@ -175,10 +175,10 @@ def test_transition_table_rejects_leaving_terminal_states():
 
 def test_wide_dag_failure_skips_all_descendants_once():
     width, layers = 10, 50
-    order = [f"t{l}-{i}" for l in range(layers) for i in range(width)]
+    order = [f"t{layer}-{i}" for layer in range(layers) for i in range(width)]
     deps = {
-        f"t{l}-{i}": [f"t{l - 1}-{j}" for j in range(width)] if l else []
-        for l in range(layers)
+        f"t{layer}-{i}": [f"t{layer - 1}-{j}" for j in range(width)] if layer else []
+        for layer in range(layers)
         for i in range(width)
     }
     m = machine(deps, order)

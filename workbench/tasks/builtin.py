@@ -1,0 +1,81 @@
+"""The built-in task types. REGISTRY imports this module on first use.
+
+Each type is registered with its parameters model (light, from `params`) and a TaskRef to its
+implementation, which is imported only on the workers that run it.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from workbench.spec.models import TaskType
+from workbench.tasks import params
+from workbench.tasks.base import NoParameters, TaskDefinition, TaskRef
+from workbench.tasks.registry import REGISTRY
+
+BUILTIN: dict[TaskType, tuple[str, type[BaseModel], str]] = {
+    TaskType.DATA_PREPROCESSING: (
+        "workbench.tasks.preprocessing",
+        params.PreprocessingParams,
+        "Load a CSV/Parquet file or built-in dataset, dedupe, impute and split it.",
+    ),
+    TaskType.FEATURE_EXTRACTION: (
+        "workbench.tasks.features",
+        params.FeatureParams,
+        "Scale numerics, one-hot categoricals, optionally PCA or select k best.",
+    ),
+    TaskType.MODEL_TRAINING: (
+        "workbench.tasks.training",
+        params.TrainingParams,
+        "Train xgboost, random_forest, logistic_regression or gradient_boosting.",
+    ),
+    TaskType.MODEL_VALIDATION: (
+        "workbench.tasks.model_validation",
+        params.ValidationParams,
+        "K-fold cross-validation of the upstream model with optional metric gates.",
+    ),
+    TaskType.MODEL_EVALUATION: (
+        "workbench.tasks.evaluation",
+        params.EvaluationParams,
+        "Test-split metrics of one or more trained models; passes on the best one.",
+    ),
+    TaskType.BATCH_INFERENCE: (
+        "workbench.tasks.inference",
+        params.InferenceParams,
+        "Score a CSV/Parquet file (or the test split) in partitions; write Parquet.",
+    ),
+}
+
+# Known to specs (so the names are reserved and explained) but not runnable in this release.
+UNAVAILABLE = {
+    TaskType.HYPERPARAMETER_TUNING: (
+        "Search hyperparameters for a model_training task.",
+        "hyperparameter_tuning is not available as a task type in this release; search "
+        "hyperparameters with orchestrator.optimize_hyperparameters(...) (Workbench.optimize) "
+        "once it is available, or list candidate settings as separate model_training tasks "
+        "and compare them with one model_evaluation task.",
+    ),
+    TaskType.MODEL_DEPLOYMENT: (
+        "Deploy a trained model to a serving endpoint.",
+        "model_deployment is not available in this release; it comes with the model "
+        "registry. Score data with a batch_inference task meanwhile.",
+    ),
+}
+
+for _type, (_module, _params, _description) in BUILTIN.items():
+    REGISTRY.register(
+        TaskDefinition(
+            name=_type.value, fn=TaskRef(_module), params=_params, description=_description
+        )
+    )
+
+for _type, (_description, _reason) in UNAVAILABLE.items():
+    REGISTRY.register(
+        TaskDefinition(
+            name=_type.value,
+            fn=None,
+            params=NoParameters,
+            description=_description,
+            unavailable_reason=_reason,
+        )
+    )
