@@ -87,6 +87,20 @@ def child(mode: str, shape: str, n: int, address: str) -> None:
     print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak_mb}))
 
 
+def wait_idle(cluster: Any, settle_s: float = 1.0, limit_s: float = 300.0) -> None:
+    """Let the scheduler finish forgetting the last run's tasks, so no run pays for another."""
+    deadline = time.monotonic() + limit_s
+    idle_since = None
+    while time.monotonic() < deadline:
+        if len(cluster.scheduler.tasks) == 0:
+            idle_since = idle_since or time.monotonic()
+            if time.monotonic() - idle_since >= settle_s:
+                return
+        else:
+            idle_since = None
+        time.sleep(0.1)
+
+
 def measure(mode: str, shape: str, n: int, address: str) -> dict[str, float]:
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, shape, str(n), address],
@@ -115,35 +129,40 @@ def main() -> None:
 
     from distributed import LocalCluster
 
-    with LocalCluster(
-        n_workers=args.workers, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        address = cluster.scheduler_address
-        print(f"LocalCluster: {args.workers} workers x 1 thread, scheduler {address}")
-        print(
-            f"{'dag':<10}{'tasks':>7}{'raw dask s':>12}{'workbench s':>13}{'ratio':>8}"
-            f"{'raw MB':>9}{'wb MB':>8}"
-        )
-        for n in args.sizes:
-            for shape in ("fan-out", "layered"):
+    print(f"a fresh LocalCluster per case: {args.workers} workers x 1 thread")
+    print(
+        f"{'dag':<10}{'tasks':>7}{'raw dask s':>12}{'workbench s':>13}{'ratio':>8}"
+        f"{'raw MB':>9}{'wb MB':>8}"
+    )
+    for n in args.sizes:
+        for shape in ("fan-out", "layered"):
+            # A fresh cluster per case: no case pays for the scheduler state another left.
+            with LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=":0",
+            ) as cluster:
                 raw: list[dict[str, float]] = []
                 ours: list[dict[str, float]] = []
                 for _ in range(args.repeat):  # alternate, so drift hits both alike
-                    raw.append(measure("raw", shape, n, address))
-                    ours.append(measure("workbench", shape, n, address))
-                best_raw = min(r["wall_s"] for r in raw)
-                best_ours = min(r["wall_s"] for r in ours)
-                print(
-                    f"{shape:<10}{n:>7}{best_raw:>12.2f}{best_ours:>13.2f}"
-                    f"{best_ours / best_raw:>7.2f}x"
-                    f"{max(r['peak_rss_mb'] for r in raw):>9.0f}"
-                    f"{max(r['peak_rss_mb'] for r in ours):>8.0f}",
-                    flush=True,
-                )
-        print(
-            "ratio = workbench / raw dask (target <= 1.25x); MB = peak RSS of the "
-            "orchestrating process (target <= 300 MB at 10,000 tasks)"
-        )
+                    wait_idle(cluster)
+                    raw.append(measure("raw", shape, n, cluster.scheduler_address))
+                    wait_idle(cluster)
+                    ours.append(measure("workbench", shape, n, cluster.scheduler_address))
+            best_raw = min(r["wall_s"] for r in raw)
+            best_ours = min(r["wall_s"] for r in ours)
+            print(
+                f"{shape:<10}{n:>7}{best_raw:>12.2f}{best_ours:>13.2f}"
+                f"{best_ours / best_raw:>7.2f}x"
+                f"{max(r['peak_rss_mb'] for r in raw):>9.0f}"
+                f"{max(r['peak_rss_mb'] for r in ours):>8.0f}",
+                flush=True,
+            )
+    print(
+        "ratio = workbench / raw dask (target <= 1.25x); MB = peak RSS of the "
+        "orchestrating process (target <= 300 MB at 10,000 tasks)"
+    )
 
 
 if __name__ == "__main__":

@@ -47,6 +47,11 @@ _TASK_EVENT = {
     TaskState.CANCELLED: EventType.TASK_CANCELLED,
 }
 
+# Tasks handed to Dask between two yields to the event loop.
+SUBMIT_BATCH = 200
+
+# How often the watchdog looks at the futures' states.
+WATCH_INTERVAL_S = 0.5
 # How long a finished future may wait for its worker's result report before it is fetched.
 REPORT_GRACE_S = 10.0
 
@@ -77,9 +82,9 @@ class ExecutionRun:
         self._dependencies = {tid: inv.dependencies for tid, inv in invocations.items()}
         self.machine = DAGStateMachine(execution, self._dependencies, order)
         self.futures: dict[str, Any] = {}
-        self._reported: dict[str, asyncio.Event] = {}
         self._done = asyncio.Event()
         self._pending_cancels: list[Any] = []
+        self._to_submit: list[str] = []
         self._background: set[asyncio.Future[None]] = set()
         self._emit(
             EventType.WORKFLOW_SUBMITTED,
@@ -99,12 +104,13 @@ class ExecutionRun:
             self._apply(self.machine.handle(Reject(errors, time.time())))
         else:
             self._apply(self.machine.handle(Start(time.time())))
+            await self._submit_pending()
         if not self.machine.finished:
-            consumer = asyncio.create_task(self._follow_futures())
+            watchdog = asyncio.create_task(self._watch_futures())
             try:
                 await self._done.wait()
             finally:
-                consumer.cancel()
+                watchdog.cancel()
         if self._pending_cancels:
             await self.executor.cancel(self._pending_cancels)
         return self.execution
@@ -115,39 +121,44 @@ class ExecutionRun:
     def handle(self, event: Input) -> None:
         self._apply(self.machine.handle(event))
 
-    async def _follow_futures(self) -> None:
-        from distributed import as_completed
-
+    async def _watch_futures(self) -> None:
+        """Worker reports drive the run; this catches what no worker can report: a worker lost
+        mid-task, a task cancelled by the cluster, a report lost on the way. It reads the
+        futures' client-side status (no network) a few times a second."""
+        finished_unreported: dict[str, float] = {}
         try:
-            futures = list(self.futures.values())
-            async for future in as_completed(futures, loop=self.executor.client.loop):
-                if self.machine.finished:
-                    return
-                await self._settle(self._task_of[future.key], future)
+            while not self.machine.finished:
+                await asyncio.sleep(WATCH_INTERVAL_S)
+                for task_id, future in list(self.futures.items()):
+                    if self.machine.finished:
+                        return
+                    if self._state(task_id).terminal:
+                        continue
+                    status = future.status
+                    if status == "error":
+                        await self._settle_error(task_id)
+                    elif status == "cancelled":
+                        self.handle(
+                            TaskFailed(task_id, "the cluster cancelled the task", time.time())
+                        )
+                    elif status == "finished":
+                        seen = finished_unreported.setdefault(task_id, time.monotonic())
+                        if time.monotonic() - seen > REPORT_GRACE_S:
+                            log.warning(
+                                "no report from task %r of %s after %ss; fetching its result",
+                                task_id,
+                                self.execution.execution_id,
+                                REPORT_GRACE_S,
+                            )
+                            report = await self.executor.client.submit(
+                                _result_report, future, pure=False
+                            )
+                            self.handle(TaskSucceeded(task_id, time.time(), **report))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug here must end the run, never hang it
             log.exception("lost track of execution %s", self.execution.execution_id)
             self.cancel(f"internal error while following the execution: {exc!r}")
-
-    async def _settle(self, task_id: str, future: Any) -> None:
-        if self.machine.execution.tasks[task_id].state.terminal:
-            return
-        if future.status == "finished":
-            await self._await_report(task_id, future)
-        elif future.status == "error":
-            await self._settle_error(task_id)
-        elif future.status == "cancelled":
-            self.handle(TaskFailed(task_id, "the cluster cancelled the task", time.time()))
-
-    async def _await_report(self, task_id: str, future: Any) -> None:
-        waiter = self._reported.setdefault(task_id, asyncio.Event())
-        try:
-            await asyncio.wait_for(waiter.wait(), REPORT_GRACE_S)
-        except TimeoutError:
-            client = self.executor.client
-            report = await client.submit(_result_report, future, pure=False)
-            self.handle(TaskSucceeded(task_id, time.time(), **report))
 
     async def _settle_error(self, task_id: str) -> None:
         # Dask also errs every dependent of a failed task; settle the real failure first so the
@@ -184,19 +195,25 @@ class ExecutionRun:
                 TaskRetrying(task_id, message["attempt"], message["error"], message["delay_s"])
             )
         elif kind == "succeeded":
+            start = message.get("started")
+            if start is not None:  # a short attempt's start comes with its result
+                self.handle(
+                    TaskStarted(task_id, start["attempt"], start["worker"], start["started_at"])
+                )
             self.handle(
                 TaskSucceeded(
                     task_id, at, message["metrics"], message["artifacts"], message["summary"]
                 )
             )
-            self._reported.setdefault(task_id, asyncio.Event()).set()
+        elif kind == "failed":
+            self.handle(TaskFailed(task_id, message["error"], at, message.get("traceback")))
 
     # -- instructions --------------------------------------------------------------------------
     def _apply(self, instructions: list[Instruction]) -> None:
         for instruction in instructions:
             match instruction:
                 case SubmitTasks(task_ids=task_ids):
-                    self._submit(task_ids)
+                    self._to_submit.extend(task_ids)
                 case CancelTasks(task_ids=task_ids):
                     self._pending_cancels.extend(
                         self.futures[t] for t in task_ids if t in self.futures
@@ -211,12 +228,21 @@ class ExecutionRun:
                 case Finished():
                     self._done.set()
 
-    def _submit(self, task_ids: tuple[str, ...]) -> None:
-        for tid in task_ids:
+    async def _submit_pending(self) -> None:
+        """Hand the tasks to Dask, yielding to the event loop every few hundred so the client
+        streams them to the scheduler as it goes instead of buffering the whole graph."""
+        task_ids, self._to_submit = self._to_submit, []
+        for count, tid in enumerate(task_ids, 1):
+            if self.machine.finished:
+                return  # cancelled while submitting
+            if self._state(tid).terminal:
+                continue  # skipped: an upstream task failed while the graph was being submitted
             invocation = self.invocations[tid]
             upstream = [self.futures[dep] for dep in invocation.dependencies]
-            self.futures[tid] = self.executor.submit(invocation, upstream)
-        self._task_of = {future.key: tid for tid, future in self.futures.items()}
+            future = self.executor.submit(invocation, upstream)
+            self.futures[tid] = future
+            if count % SUBMIT_BATCH == 0:
+                await asyncio.sleep(0)
 
     def _notify(self, notice: Notify) -> None:
         data = dict(notice.data)

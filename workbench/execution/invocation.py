@@ -30,9 +30,10 @@ class TaskInvocation:
     dependencies: tuple[str, ...]
 
     @property
-    def dask_key(self) -> str:
+    def dask_key(self) -> tuple[str, str]:
         return dask_key(self.execution_id, self.task_id)
 
 
-def dask_key(execution_id: str, task_id: str) -> str:
-    return f"wb-{execution_id}-{task_id}"
+def dask_key(execution_id: str, task_id: str) -> tuple[str, str]:
+    """The task id comes first: Dask groups tasks (scheduling heuristics, dashboard) by it."""
+    return (task_id, execution_id)

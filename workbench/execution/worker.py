@@ -6,8 +6,10 @@ workers need no access to Redis or Kafka.
 
 from __future__ import annotations
 
+import json
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +24,7 @@ from tenacity import (
 
 from workbench.errors import TaskTimeoutError, WorkbenchError
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation
+from workbench.execution.start_reports import AttemptReporter
 from workbench.tasks.base import TaskContext, TaskEventSink, TaskResult
 
 
@@ -48,13 +51,25 @@ class TopicSink:
             self.address = worker.address
 
     def __call__(self, kind: str, payload: dict[str, Any]) -> None:
-        if self._log is not None:
-            self._log(TASK_EVENTS_TOPIC, {**self._header, "k": kind, "at": time.time(), **payload})
+        if self._log is None:
+            return
+        message = {**self._header, "k": kind, "at": time.time(), **payload}
+        try:
+            self._log(TASK_EVENTS_TOPIC, message)
+        except TypeError:  # not msgpack-serialisable (numpy scalars, paths): send it as JSON does
+            self._log(TASK_EVENTS_TOPIC, json.loads(json.dumps(message, default=_jsonable)))
 
 
-def run_task(invocation: TaskInvocation, *upstream: TaskResult) -> TaskResult:
-    """The function Dask runs for every workflow task. Its return value stays on the worker."""
-    sink = TopicSink(invocation)
+def run_task(
+    invocation: TaskInvocation, *upstream: TaskResult, sink: TaskEventSink | None = None
+) -> TaskResult:
+    """The function Dask runs for every workflow task. Its return value stays on the worker.
+
+    `sink` receives the reports; by default they go to the Dask event topic.
+    """
+    if sink is None:
+        sink = TopicSink(invocation)
+    address = getattr(sink, "address", None)
     inputs = {
         tid: result.output for tid, result in zip(invocation.dependencies, upstream, strict=True)
     }
@@ -84,16 +99,31 @@ def run_task(invocation: TaskInvocation, *upstream: TaskResult) -> TaskResult:
         reraise=True,
     )
     started = time.perf_counter()
-    for attempt in retrying:
-        with attempt:
-            number = attempt.retry_state.attempt_number
-            sink("started", {"attempt": number, "worker": sink.address})
-            result = _run_attempt(invocation, inputs, number, sink)
+    unannounced_start: dict[str, Any] | None = None
+    try:
+        for attempt in retrying:
+            with attempt:
+                number = attempt.retry_state.attempt_number
+                reporter = AttemptReporter(sink, number, address)
+                try:
+                    result = _run_attempt(invocation, inputs, number, reporter)
+                except BaseException:
+                    reporter.announce()  # a failed attempt's start precedes its retry or failure
+                    raise
+                finally:
+                    unannounced_start = reporter.close()
+    except Exception as exc:
+        sink("failed", {"error": _describe(exc), "traceback": traceback.format_exc()})
+        raise
     result.summary.setdefault("duration_s", round(time.perf_counter() - started, 6))
-    sink(
-        "succeeded",
-        {"metrics": result.metrics, "artifacts": result.artifacts, "summary": result.summary},
-    )
+    report: dict[str, Any] = {
+        "metrics": result.metrics,
+        "artifacts": result.artifacts,
+        "summary": result.summary,
+    }
+    if unannounced_start is not None:
+        report["started"] = unannounced_start
+    sink("succeeded", report)
     return result
 
 
@@ -155,3 +185,8 @@ def _describe(error: BaseException | None) -> str:
     if error is None:
         return ""
     return f"{type(error).__name__}: {error}"
+
+
+def _jsonable(value: Any) -> Any:
+    item = getattr(value, "item", None)  # numpy scalars
+    return item() if callable(item) else str(value)

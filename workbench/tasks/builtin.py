@@ -1,4 +1,4 @@
-"""The built-in task types. REGISTRY imports this module on first use.
+"""The built-in task types. Each registry registers them on first use.
 
 Each type is registered with its parameters model (light, from `params`) and a TaskRef to its
 implementation, which is imported only on the workers that run it.
@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from workbench.spec.models import TaskType
 from workbench.tasks import params
 from workbench.tasks.base import NoParameters, TaskDefinition, TaskRef
-from workbench.tasks.registry import REGISTRY
+from workbench.tasks.registry import TaskRegistry
 
 BUILTIN: dict[TaskType, tuple[str, type[BaseModel], str]] = {
     TaskType.DATA_PREPROCESSING: (
@@ -62,20 +62,21 @@ UNAVAILABLE = {
     ),
 }
 
-for _type, (_module, _params, _description) in BUILTIN.items():
-    REGISTRY.register(
-        TaskDefinition(
-            name=_type.value, fn=TaskRef(_module), params=_params, description=_description
-        )
-    )
 
-for _type, (_description, _reason) in UNAVAILABLE.items():
-    REGISTRY.register(
-        TaskDefinition(
-            name=_type.value,
-            fn=None,
-            params=NoParameters,
-            description=_description,
-            unavailable_reason=_reason,
+def register_builtins(registry: TaskRegistry) -> None:
+    for kind, (module, params_model, description) in BUILTIN.items():
+        registry.register(
+            TaskDefinition(
+                name=kind.value, fn=TaskRef(module), params=params_model, description=description
+            )
         )
-    )
+    for kind, (description, reason) in UNAVAILABLE.items():
+        registry.register(
+            TaskDefinition(
+                name=kind.value,
+                fn=None,
+                params=NoParameters,
+                description=description,
+                unavailable_reason=reason,
+            )
+        )

@@ -53,7 +53,9 @@ class TaskRegistry:
         if self._plugins_loaded:
             return
         self._plugins_loaded = True
-        importlib.import_module("workbench.tasks.builtin")
+        from workbench.tasks.builtin import register_builtins
+
+        register_builtins(self)
         for ep in entry_points(group=ENTRY_POINT_GROUP):
             try:
                 ep.load()
