@@ -1,6 +1,7 @@
 """Workbench's orchestration overhead against raw Dask, on the same cluster in the same run.
 
-    python benchmarks/overhead.py [--sizes 1000 10000] [--workers 2] [--repeat 1]
+    python benchmarks/overhead.py [--sizes 1000 10000] [--shapes fan-out layered]
+                                  [--workers 2] [--repeat 1]
 
 No-op task DAGs (a fan-out, and a layered DAG 10 wide where each task depends on the whole
 previous layer) run through raw `distributed` (`client.submit`, futures feeding futures) and
@@ -118,6 +119,9 @@ def measure(mode: str, shape: str, n: int, address: str) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
+    parser.add_argument(
+        "--shapes", nargs="+", choices=["fan-out", "layered"], default=["fan-out", "layered"]
+    )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="Runs per case; the best counts.")
     parser.add_argument("--child", nargs=4, metavar=("MODE", "SHAPE", "N", "ADDRESS"))
@@ -135,7 +139,7 @@ def main() -> None:
         f"{'raw MB':>9}{'wb MB':>8}"
     )
     for n in args.sizes:
-        for shape in ("fan-out", "layered"):
+        for shape in args.shapes:
             # A fresh cluster per case: no case pays for the scheduler state another left.
             with LocalCluster(
                 n_workers=args.workers,

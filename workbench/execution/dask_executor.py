@@ -10,8 +10,8 @@ from typing import Any
 
 from workbench.config import Settings
 from workbench.execution.base import WorkerEventHandler, WorkerInfo
-from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation
-from workbench.execution.worker import run_task
+from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, pack
+from workbench.execution.worker import run_packed_task
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,8 @@ class DaskExecutor:
 
     def submit(self, invocation: TaskInvocation, upstream: Sequence[Any]) -> Any:
         return self.client.submit(
-            run_task,
-            invocation,
+            run_packed_task,
+            pack(invocation),
             *upstream,
             key=invocation.dask_key,
             resources=invocation.resources.dask_resources() or None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,24 @@ class TaskInvocation:
     @property
     def dask_key(self) -> tuple[str, str]:
         return dask_key(self.execution_id, self.task_id)
+
+
+def pack(invocation: TaskInvocation) -> bytes:
+    """Pickle once on the orchestrator. The scheduler then relays opaque bytes instead of
+    unpickling and re-pickling every invocation; only the worker that runs it unpacks it.
+    Functions from modules workers cannot import (a spec's .py imports) go by value."""
+    try:
+        return pickle.dumps(invocation, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        data: bytes = cloudpickle.dumps(invocation, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
+
+
+def unpack(payload: bytes) -> TaskInvocation:
+    invocation: TaskInvocation = pickle.loads(payload)
+    return invocation
 
 
 def dask_key(execution_id: str, task_id: str) -> tuple[str, str]:

@@ -23,7 +23,7 @@ from tenacity import (
 )
 
 from workbench.errors import TaskTimeoutError, WorkbenchError
-from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation
+from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, unpack
 from workbench.execution.start_reports import AttemptReporter
 from workbench.tasks.base import TaskContext, TaskEventSink, TaskResult
 
@@ -58,6 +58,11 @@ class TopicSink:
             self._log(TASK_EVENTS_TOPIC, message)
         except TypeError:  # not msgpack-serialisable (numpy scalars, paths): send it as JSON does
             self._log(TASK_EVENTS_TOPIC, json.loads(json.dumps(message, default=_jsonable)))
+
+
+def run_packed_task(payload: bytes, *upstream: TaskResult) -> TaskResult:
+    """What Dask runs: the invocation arrives pickled (see invocation.pack)."""
+    return run_task(unpack(payload), *upstream)
 
 
 def run_task(
