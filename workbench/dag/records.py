@@ -10,6 +10,14 @@ from pydantic import BaseModel, Field
 from workbench.dag.states import TaskState, WorkflowStatus
 
 
+def elapsed_s(started_at: float | None, finished_at: float | None) -> float | None:
+    """Seconds from start to finish, or to now while still running; None before the start."""
+    if started_at is None:
+        return None
+    end = finished_at if finished_at is not None else time.time()
+    return max(0.0, end - started_at)
+
+
 class TaskRecord(BaseModel):
     task_id: str
     task_type: str
@@ -28,10 +36,7 @@ class TaskRecord(BaseModel):
 
     @property
     def duration_s(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at if self.finished_at is not None else time.time()
-        return max(0.0, end - self.started_at)
+        return elapsed_s(self.started_at, self.finished_at)
 
 
 class ExecutionError(BaseModel):
@@ -55,10 +60,7 @@ class WorkflowExecution(BaseModel):
 
     @property
     def duration_s(self) -> float | None:
-        if self.started_at is None:
-            return None
-        end = self.finished_at if self.finished_at is not None else time.time()
-        return max(0.0, end - self.started_at)
+        return elapsed_s(self.started_at, self.finished_at)
 
     @property
     def progress(self) -> float:

@@ -229,8 +229,8 @@ class ExecutionRun:
                     self._done.set()
 
     async def _submit_pending(self) -> None:
-        """Hand the tasks to Dask, yielding to the event loop every few hundred so the client
-        streams them to the scheduler as it goes instead of buffering the whole graph."""
+        """Hand the tasks to Dask in batches; between batches the client streams them to the
+        scheduler, and waits for it when it falls behind, instead of buffering the whole graph."""
         task_ids, self._to_submit = self._to_submit, []
         for count, tid in enumerate(task_ids, 1):
             if self.machine.finished:
@@ -242,7 +242,7 @@ class ExecutionRun:
             future = self.executor.submit(invocation, upstream)
             self.futures[tid] = future
             if count % SUBMIT_BATCH == 0:
-                await asyncio.sleep(0)
+                await self.executor.drain()
 
     def _notify(self, notice: Notify) -> None:
         data = dict(notice.data)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -14,6 +15,9 @@ from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, pa
 from workbench.execution.worker import run_packed_task
 
 log = logging.getLogger(__name__)
+
+# Messages the client may queue for the scheduler before submission waits (see drain).
+MAX_QUEUED_MESSAGES = 400
 
 
 class DaskExecutor:
@@ -99,6 +103,17 @@ class DaskExecutor:
             resources=invocation.resources.dask_resources() or None,
             pure=False,
         )
+
+    async def drain(self, max_queued: int = MAX_QUEUED_MESSAGES) -> None:
+        """Backpressure: wait while too many messages queue for the scheduler, so a big graph
+        never sits whole in this process's memory when the scheduler reads slower than we
+        submit. Uses the client's batched stream; where a Dask version lacks it, no wait."""
+        queued = getattr(getattr(self.client, "scheduler_comm", None), "buffer", None)
+        if not isinstance(queued, list):
+            return
+        while len(queued) > max_queued:
+            await asyncio.sleep(0.005)
+            queued = getattr(self.client.scheduler_comm, "buffer", [])
 
     async def cancel(self, handles: Sequence[Any]) -> None:
         if handles:
