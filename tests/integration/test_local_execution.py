@@ -62,7 +62,9 @@ async def test_independent_branches_overlap_in_time(orchestrator, tmp_path):
     spans = {e["task"]: e["at"] for e in read_ledger(ledger) if e["event"] == "start"}
     ends = {e["task"]: e["at"] for e in read_ledger(ledger) if e["event"] == "end"}
     overlap = min(ends["left"], ends["right"]) - max(spans["left"], spans["right"])
-    assert overlap > 1.5, f"branches did not run concurrently (overlap {overlap:.2f}s)"
+    # Run one after the other, two 2.5 s branches overlap by <= 0 s; run together, by most of
+    # their length (how soon Dask places the second varies on a loaded two-core machine).
+    assert overlap > 0.5, f"branches did not run concurrently (overlap {overlap:.2f}s)"
     # futures fed futures: join saw both branch outputs plus the root's, all summed on workers
     assert execution.tasks["join"].metrics["total"] == pytest.approx(1 + 2 + 2)
 
