@@ -72,6 +72,14 @@ def test_seed_json_example_runs(examples: Path) -> None:
     assert summary["metrics"]["train_model"]["train_accuracy"] > 0.9
 
 
+def test_model_comparison_example_runs_every_algorithm(examples: Path) -> None:
+    result = workbench("run", "model_comparison.yaml", "--json", cwd=examples)
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)["metrics"]["compare"]
+    for algorithm in ("xgboost", "random_forest", "logistic_regression", "gradient_boosting"):
+        assert metrics[f"{algorithm}.roc_auc"] > 0.9
+
+
 def test_custom_task_example_runs(examples: Path) -> None:
     result = workbench("run", "custom_task.yaml", "--json", cwd=examples)
     assert result.returncode == 0, result.stderr
