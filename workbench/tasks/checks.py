@@ -105,6 +105,8 @@ def check_workflow(
             issues.append(SpecIssue(f"tasks[{i}].task_type", problem))
             continue
         where = ("tasks", i, "parameters")
+        if check_files:  # from the raw values: a bad file is reported beside other mistakes
+            issues.extend(input_file_issues(definition.params, task.parameters, base_dir, where))
         try:
             parsed = definition.params.model_validate(task.parameters)
         except ValidationError as exc:
@@ -112,8 +114,6 @@ def check_workflow(
             continue
         definitions[task.task_id] = definition
         params[task.task_id] = parsed
-        if check_files:
-            issues.extend(input_file_issues(parsed, base_dir, where))
     if issues:
         raise SpecError(sort_issues(locate_all(issues, positions or {})), source=source)
     return CheckedWorkflow(
@@ -150,16 +150,20 @@ def _definition(name: str, registry: TaskRegistry) -> tuple[TaskDefinition | Non
 
 
 def input_file_issues(
-    params: BaseModel, base_dir: Path, where: Sequence[str | int] = ()
+    model: type[BaseModel],
+    values: Mapping[str, Any],
+    base_dir: Path,
+    where: Sequence[str | int] = (),
 ) -> list[SpecIssue]:
-    """Problems with the files named by fields marked `workbench_input_file` (relative paths
-    against base_dir): each must exist, be a file and be readable."""
+    """Problems with the files named by `model`'s fields marked `workbench_input_file`, read
+    from the raw parameter `values` (relative paths against base_dir): each must exist, be a
+    file and be readable."""
     issues = []
-    for name, info in type(params).model_fields.items():
+    for name, info in model.model_fields.items():
         extra = info.json_schema_extra
         if not (isinstance(extra, dict) and extra.get(INPUT_FILE_MARK)):
             continue
-        value = getattr(params, name)
+        value = values.get(info.alias or name)
         items = list(enumerate(value)) if isinstance(value, list | tuple) else [(None, value)]
         for k, item in items:
             if not isinstance(item, str | os.PathLike) or "://" in str(item):

@@ -319,3 +319,14 @@ def test_base_dir_is_absolute(
     monkeypatch.chdir(tmp_path)
     checked = load_workflow(seed(), base_dir=Path("."), check_files=False, registry=registry)
     assert checked.base_dir == tmp_path.resolve()
+
+
+def test_a_missing_file_is_reported_beside_other_parameter_mistakes(
+    tmp_path: Path, registry: TaskRegistry
+) -> None:
+    spec = seed()
+    spec["tasks"][0]["parameters"] = {"dataset_path": "nowhere.csv", "no_such_option": 1}
+    issues = issues_of(spec, registry, base_dir=tmp_path)
+    messages = {issue.path: issue.message for issue in issues}
+    assert "input file not found" in messages["tasks[0].parameters.dataset_path"]
+    assert "tasks[0].parameters.no_such_option" in messages
