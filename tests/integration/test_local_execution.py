@@ -10,6 +10,7 @@ import pytest
 from tests.integration.probe_tasks import read_ledger
 from workbench.dag.states import TaskState, WorkflowStatus
 from workbench.events.models import Event, EventType
+from workbench.events.replay import ExecutionViews
 from workbench.orchestrator.orchestrator import DistributedOrchestrator
 
 pytestmark = [pytest.mark.integration, pytest.mark.anyio]
@@ -158,6 +159,16 @@ async def test_events_cover_every_transition_in_order(orchestrator, tmp_path):
     a_types = [e.type for e in mine if e.task_id == "a" and e.type != EventType.TASK_PROGRESS]
     assert a_types == [EventType.TASK_QUEUED, EventType.TASK_STARTED, EventType.TASK_SUCCEEDED]
     assert sum(1 for e in mine if e.task_id == "a" and e.type is EventType.TASK_PROGRESS) >= 3
+    # A UI's view rebuilt from the events agrees with the orchestrator's record.
+    views = ExecutionViews()
+    for e in mine:
+        views.apply(e)
+    view = views.executions[execution.execution_id]
+    assert view.status is execution.status
+    for tid, record in execution.tasks.items():
+        assert view.tasks[tid].state is record.state
+        assert view.tasks[tid].duration_s == pytest.approx(record.duration_s, abs=1e-6)
+        assert view.tasks[tid].metrics == record.metrics
 
 
 async def test_cancel_stops_the_workflow(orchestrator, tmp_path):

@@ -52,12 +52,12 @@ def _apply_state(record: TaskRecord, state: TaskState, event: Event) -> None:
     if state is TaskState.RUNNING:
         record.worker = event.data.get("worker", record.worker)
         if record.started_at is None:
-            record.started_at = event.timestamp
+            record.started_at = event.data.get("started_at", event.timestamp)
     elif state is TaskState.RETRYING:
         record.error = event.message
         record.progress = 0.0
     elif state.terminal:
-        record.finished_at = event.timestamp
+        record.finished_at = event.data.get("finished_at", event.timestamp)
         if state is TaskState.SUCCEEDED:
             record.progress = 1.0
             record.error = None

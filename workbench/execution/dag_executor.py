@@ -259,6 +259,13 @@ class ExecutionRun:
         elif notice.kind is NoticeKind.TASK_STATE:
             state: TaskState = data.pop("state")
             metrics = data.pop("metrics", None) or {}
+            # The worker's clock, not the publishing moment: a short task's start and end are
+            # published together, when its result arrives.
+            record = self.execution.tasks[notice.task_id or ""]
+            if state is TaskState.RUNNING and record.started_at is not None:
+                data["started_at"] = record.started_at
+            elif state.terminal and record.finished_at is not None:
+                data["finished_at"] = record.finished_at
             message = data.get("error") or data.get("reason")
             self._emit(
                 _TASK_EVENT[state],
