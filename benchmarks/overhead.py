@@ -88,18 +88,54 @@ def child(mode: str, shape: str, n: int, address: str) -> None:
     print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak_mb}))
 
 
-def wait_idle(cluster: Any, settle_s: float = 1.0, limit_s: float = 300.0) -> None:
-    """Let the scheduler finish forgetting the last run's tasks, so no run pays for another."""
-    deadline = time.monotonic() + limit_s
-    idle_since = None
-    while time.monotonic() < deadline:
-        if len(cluster.scheduler.tasks) == 0:
-            idle_since = idle_since or time.monotonic()
-            if time.monotonic() - idle_since >= settle_s:
-                return
-        else:
+def serve_cluster(workers: int) -> None:
+    """Runs in its own process, like `dask scheduler` + `dask worker` would: the scheduler
+    shares no process with the benchmark, so nothing it does there skews the figures."""
+    from distributed import LocalCluster
+
+    with LocalCluster(
+        n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0"
+    ) as cluster:
+        print(cluster.scheduler_address, flush=True)
+        sys.stdin.read()  # until the benchmark closes our stdin
+
+
+class ClusterProcess:
+    def __init__(self, workers: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, __file__, "--serve-cluster", str(workers)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            cwd=ROOT,
+        )
+        assert self.proc.stdout is not None
+        self.address = self.proc.stdout.readline().strip()
+        if not self.address:
+            raise SystemExit("the benchmark cluster failed to start")
+
+    def wait_idle(self, settle_s: float = 1.0, limit_s: float = 300.0) -> None:
+        """Let the scheduler finish forgetting the last run's tasks, so no run pays for another."""
+        from distributed import Client
+
+        with Client(self.address) as client:
+            deadline = time.monotonic() + limit_s
             idle_since = None
-        time.sleep(0.1)
+            while time.monotonic() < deadline:
+                tasks = client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.tasks))
+                if tasks <= 1:  # this very call
+                    idle_since = idle_since or time.monotonic()
+                    if time.monotonic() - idle_since >= settle_s:
+                        return
+                else:
+                    idle_since = None
+                time.sleep(0.2)
+
+    def close(self) -> None:
+        assert self.proc.stdin is not None
+        self.proc.stdin.close()
+        self.proc.wait(timeout=60)
 
 
 def measure(mode: str, shape: str, n: int, address: str) -> dict[str, float]:
@@ -125,15 +161,17 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="Runs per case; the best counts.")
     parser.add_argument("--child", nargs=4, metavar=("MODE", "SHAPE", "N", "ADDRESS"))
+    parser.add_argument("--serve-cluster", type=int, metavar="WORKERS")
     args = parser.parse_args()
+    if args.serve_cluster:
+        serve_cluster(args.serve_cluster)
+        return
     if args.child:
         mode, shape, n, address = args.child
         child(mode, shape, int(n), address)
         return
 
-    from distributed import LocalCluster
-
-    print(f"a fresh LocalCluster per case: {args.workers} workers x 1 thread")
+    print(f"a fresh LocalCluster per case, in its own process: {args.workers} workers x 1 thread")
     print(
         f"{'dag':<10}{'tasks':>7}{'raw dask s':>12}{'workbench s':>13}{'ratio':>8}"
         f"{'raw MB':>9}{'wb MB':>8}"
@@ -141,19 +179,17 @@ def main() -> None:
     for n in args.sizes:
         for shape in args.shapes:
             # A fresh cluster per case: no case pays for the scheduler state another left.
-            with LocalCluster(
-                n_workers=args.workers,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=":0",
-            ) as cluster:
-                raw: list[dict[str, float]] = []
-                ours: list[dict[str, float]] = []
+            cluster = ClusterProcess(args.workers)
+            raw: list[dict[str, float]] = []
+            ours: list[dict[str, float]] = []
+            try:
                 for _ in range(args.repeat):  # alternate, so drift hits both alike
-                    wait_idle(cluster)
-                    raw.append(measure("raw", shape, n, cluster.scheduler_address))
-                    wait_idle(cluster)
-                    ours.append(measure("workbench", shape, n, cluster.scheduler_address))
+                    cluster.wait_idle()
+                    raw.append(measure("raw", shape, n, cluster.address))
+                    cluster.wait_idle()
+                    ours.append(measure("workbench", shape, n, cluster.address))
+            finally:
+                cluster.close()
             best_raw = min(r["wall_s"] for r in raw)
             best_ours = min(r["wall_s"] for r in ours)
             print(
