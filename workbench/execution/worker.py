@@ -105,18 +105,25 @@ def run_task(
     )
     started = time.perf_counter()
     unannounced_start: dict[str, Any] | None = None
+
+    def attempt_once(number: int) -> TaskResult:
+        nonlocal unannounced_start
+        reporter = AttemptReporter(sink, number, address)
+        try:
+            return _run_attempt(invocation, inputs, number, reporter)
+        except BaseException:
+            reporter.announce()  # a failed attempt's start precedes its retry or failure
+            raise
+        finally:
+            unannounced_start = reporter.close()
+
     try:
-        for attempt in retrying:
-            with attempt:
-                number = attempt.retry_state.attempt_number
-                reporter = AttemptReporter(sink, number, address)
-                try:
-                    result = _run_attempt(invocation, inputs, number, reporter)
-                except BaseException:
-                    reporter.announce()  # a failed attempt's start precedes its retry or failure
-                    raise
-                finally:
-                    unannounced_start = reporter.close()
+        if policy.max_retries == 0:  # nothing to retry: skip the retry machinery
+            result = attempt_once(1)
+        else:
+            for attempt in retrying:
+                with attempt:
+                    result = attempt_once(attempt.retry_state.attempt_number)
     except Exception as exc:
         sink("failed", {"error": _describe(exc), "traceback": traceback.format_exc()})
         raise

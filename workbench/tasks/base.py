@@ -75,7 +75,7 @@ class TaskContext:
         self.global_parameters: Mapping[str, Any] = dict(global_parameters or {})
         self.resources = resources or Resources()
         self.base_dir = base_dir or Path.cwd()
-        self._work_dir = work_dir or self.base_dir / ".workbench" / "runs" / execution_id / task_id
+        self._work_dir = work_dir  # built on first use: most tasks never write files
         self.attempt = attempt
         self._sink = sink
         self._cancel = cancel_event or threading.Event()
@@ -91,6 +91,9 @@ class TaskContext:
     @property
     def work_dir(self) -> Path:
         """A folder for this task's files, created on first use."""
+        if self._work_dir is None:
+            runs = self.base_dir / ".workbench" / "runs"
+            self._work_dir = runs / self.execution_id / self.task_id
         self._work_dir.mkdir(parents=True, exist_ok=True)
         return self._work_dir
 
