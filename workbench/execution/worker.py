@@ -34,6 +34,10 @@ def _retryable(exc: BaseException) -> bool:
     return isinstance(exc, Exception)
 
 
+# How long after a task returns its result report leaves the worker (see TopicSink).
+RESULT_REPORT_DELAY_S = 0.005
+
+
 class TopicSink:
     """Sends task reports to the orchestrator through the worker's batched scheduler stream."""
 
@@ -48,12 +52,24 @@ class TopicSink:
             self.address = None
         else:
             self._log = worker.log_event
+            self._loop = worker.loop
             self.address = worker.address
 
     def __call__(self, kind: str, payload: dict[str, Any]) -> None:
         if self._log is None:
             return
         message = {**self._header, "k": kind, "at": time.time(), **payload}
+        if kind == "succeeded":
+            # Sent just after Dask's own "task finished", so the scheduler releases the
+            # dependents first: the report is off the critical path of the next layer.
+            self._loop.add_callback(
+                self._loop.call_later, RESULT_REPORT_DELAY_S, self._send, message
+            )
+        else:
+            self._send(message)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        assert self._log is not None
         try:
             self._log(TASK_EVENTS_TOPIC, message)
         except TypeError:  # not msgpack-serialisable (numpy scalars, paths): send it as JSON does
