@@ -48,6 +48,19 @@ _HOUR_WEIGHTS = np.array(
 )
 
 
+def _skewed_choice(
+    rng: np.random.Generator, flagged: np.ndarray, weights: np.ndarray, risk: np.ndarray
+) -> np.ndarray:
+    """Draw one index per row: by `weights`, or for flagged rows by weights tilted towards the
+    risky choices."""
+    risky = weights * np.exp(2 * risk)
+    return np.where(
+        flagged,
+        rng.choice(len(weights), size=len(flagged), p=risky / risky.sum()),
+        rng.choice(len(weights), size=len(flagged), p=weights / weights.sum()),
+    )
+
+
 def synthetic_fraud(n_rows: int = 20000, fraud_rate: float = 0.02, seed: int = 0) -> pd.DataFrame:
     """Card transactions, ~`fraud_rate` of them fraudulent. Fraudulent rows tend to show
     tell-tale signs (risky merchants and countries, unusual amounts, card not present, night
@@ -70,24 +83,22 @@ def synthetic_fraud(n_rows: int = 20000, fraud_rate: float = 0.02, seed: int = 0
         return fraud & (rng.random(n) < share)
 
     names = list(_CATEGORIES)
-    normal_p = np.array([v[0] for v in _CATEGORIES.values()])
-    risky_p = normal_p * np.exp(2 * np.array([v[2] for v in _CATEGORIES.values()]))
-    cat_idx = np.where(
+    cat_idx = _skewed_choice(
+        rng,
         signal(_SIGNAL),
-        rng.choice(len(names), size=n, p=risky_p / risky_p.sum()),
-        rng.choice(len(names), size=n, p=normal_p / normal_p.sum()),
+        np.array([v[0] for v in _CATEGORIES.values()]),
+        np.array([v[2] for v in _CATEGORIES.values()]),
     )
     median_amount = np.array([v[1] for v in _CATEGORIES.values()])[cat_idx]
     amount = median_amount * rng.lognormal(np.where(signal(_SIGNAL), 1.2, 0.0), 0.7, size=n)
     amount = np.round(amount, 2) + 0.5
 
     countries = list(_COUNTRIES)
-    normal_c = np.array([v[0] for v in _COUNTRIES.values()])
-    risky_c = normal_c * np.exp(2 * np.array([v[1] for v in _COUNTRIES.values()]))
-    country_idx = np.where(
+    country_idx = _skewed_choice(
+        rng,
         signal(_SIGNAL),
-        rng.choice(len(countries), size=n, p=risky_c / risky_c.sum()),
-        rng.choice(len(countries), size=n, p=normal_c / normal_c.sum()),
+        np.array([v[0] for v in _COUNTRIES.values()]),
+        np.array([v[1] for v in _COUNTRIES.values()]),
     )
     online = np.isin(cat_idx, [names.index("online_gaming"), names.index("electronics")])
     p_present = np.where(signal(_SIGNAL), 0.1, np.where(online, 0.3, 0.85))
