@@ -70,8 +70,6 @@ class Workbench:
 
     # -- blocking API --------------------------------------------------------------------------
     def validate(self, spec_or_path: WorkflowInput) -> CheckedWorkflow:
-        if isinstance(spec_or_path, CheckedWorkflow):
-            return spec_or_path
         return load_workflow(spec_or_path)
 
     def run(

@@ -31,6 +31,14 @@ class Executor(Protocol):
 
     def submit(self, invocation: TaskInvocation, upstream: Sequence[Any]) -> Any: ...
 
+    async def fetch_report(self, handle: Any) -> dict[str, Any]:
+        """The metrics, artifacts and summary of a finished task whose report was lost."""
+        ...
+
+    async def failure(self, handle: Any) -> tuple[str, str]:
+        """A failed task's error ("Type: message") and traceback text."""
+        ...
+
     async def drain(self) -> None:
         """Wait while the compute side is behind on submissions (backpressure)."""
         ...

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-import traceback as tb_module
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -31,7 +30,7 @@ from workbench.dag.machine import (
 from workbench.dag.records import WorkflowExecution
 from workbench.dag.states import TaskState, WorkflowStatus
 from workbench.events.models import Event, EventType
-from workbench.execution.dask_executor import DaskExecutor
+from workbench.execution.base import Executor
 from workbench.execution.invocation import TaskInvocation
 from workbench.execution.placement import placement_errors
 
@@ -56,11 +55,6 @@ WATCH_INTERVAL_S = 0.5
 REPORT_GRACE_S = 10.0
 
 
-def _result_report(result: Any) -> dict[str, Any]:
-    """Runs on a worker: the small part of a TaskResult, when its report was lost."""
-    return {"metrics": result.metrics, "artifacts": result.artifacts, "summary": result.summary}
-
-
 class ExecutionRun:
     """One execution: submits its tasks, follows their reports, publishes its events."""
 
@@ -69,7 +63,7 @@ class ExecutionRun:
         execution: WorkflowExecution,
         invocations: Mapping[str, TaskInvocation],
         order: list[str],
-        executor: DaskExecutor,
+        executor: Executor,
         publish: Callable[[Event], None],
         instance_id: str,
     ) -> None:
@@ -83,7 +77,6 @@ class ExecutionRun:
         self.machine = DAGStateMachine(execution, self._dependencies, order)
         self.futures: dict[str, Any] = {}
         self._done = asyncio.Event()
-        self._pending_cancels: list[Any] = []
         self._to_submit: list[str] = []
         self._background: set[asyncio.Future[None]] = set()
         self._emit(
@@ -111,8 +104,8 @@ class ExecutionRun:
                 await self._done.wait()
             finally:
                 watchdog.cancel()
-        if self._pending_cancels:
-            await self.executor.cancel(self._pending_cancels)
+        if self._background:
+            await asyncio.gather(*self._background)
         return self.execution
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
@@ -150,9 +143,7 @@ class ExecutionRun:
                                 self.execution.execution_id,
                                 REPORT_GRACE_S,
                             )
-                            report = await self.executor.client.submit(
-                                _result_report, future, pure=False
-                            )
+                            report = await self.executor.fetch_report(future)
                             self.handle(TaskSucceeded(task_id, time.time(), **report))
         except asyncio.CancelledError:
             raise
@@ -169,11 +160,8 @@ class ExecutionRun:
                 await self._settle_error(dep)
         if self._state(task_id).terminal:
             return
-        future = self.futures[task_id]
-        exc = await future.exception()
-        tb = await future.traceback()
-        text = "".join(tb_module.format_exception(type(exc), exc, tb))
-        self.handle(TaskFailed(task_id, f"{type(exc).__name__}: {exc}", time.time(), text))
+        error, text = await self.executor.failure(self.futures[task_id])
+        self.handle(TaskFailed(task_id, error, time.time(), text))
 
     def _state(self, task_id: str) -> TaskState:
         return self.execution.tasks[task_id].state
@@ -215,11 +203,8 @@ class ExecutionRun:
                 case SubmitTasks(task_ids=task_ids):
                     self._to_submit.extend(task_ids)
                 case CancelTasks(task_ids=task_ids):
-                    self._pending_cancels.extend(
-                        self.futures[t] for t in task_ids if t in self.futures
-                    )
-                    if self._pending_cancels and not self._done.is_set():
-                        handles, self._pending_cancels = self._pending_cancels, []
+                    handles = [self.futures[t] for t in task_ids if t in self.futures]
+                    if handles:  # sent in the background; run() waits for them before it ends
                         cancelling = asyncio.ensure_future(self.executor.cancel(handles))
                         self._background.add(cancelling)
                         cancelling.add_done_callback(self._background.discard)

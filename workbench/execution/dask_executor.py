@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import traceback
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,6 +19,11 @@ log = logging.getLogger(__name__)
 
 # Messages the client may queue for the scheduler before submission waits (see drain).
 MAX_QUEUED_MESSAGES = 400
+
+
+def _result_report(result: Any) -> dict[str, Any]:
+    """Runs on a worker: the small part of a TaskResult, when its report was lost."""
+    return {"metrics": result.metrics, "artifacts": result.artifacts, "summary": result.summary}
 
 
 class DaskExecutor:
@@ -103,6 +109,16 @@ class DaskExecutor:
             resources=invocation.resources.dask_resources() or None,
             pure=False,
         )
+
+    async def fetch_report(self, handle: Any) -> dict[str, Any]:
+        report: dict[str, Any] = await self.client.submit(_result_report, handle, pure=False)
+        return report
+
+    async def failure(self, handle: Any) -> tuple[str, str]:
+        exc = await handle.exception()
+        tb = await handle.traceback()
+        text = "".join(traceback.format_exception(type(exc), exc, tb))
+        return f"{type(exc).__name__}: {exc}", text
 
     async def drain(self, max_queued: int = MAX_QUEUED_MESSAGES) -> None:
         """Backpressure: wait while too many messages queue for the scheduler, so a big graph

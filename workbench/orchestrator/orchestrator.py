@@ -83,7 +83,7 @@ class DistributedOrchestrator:
 
         An invalid spec raises SpecError before anything runs or is written.
         """
-        checked = await asyncio.to_thread(_check, workflow)
+        checked = await asyncio.to_thread(load_workflow, workflow)
         await self.start()
         execution_id = f"{checked.spec.workflow_id}-{secrets.token_hex(4)}"
         execution = _new_execution(execution_id, checked)
@@ -173,12 +173,6 @@ class DistributedOrchestrator:
         run = self._runs.get(message.get("e", ""))
         if run is not None:
             run.on_worker_event(message)
-
-
-def _check(workflow: WorkflowInput) -> CheckedWorkflow:
-    if isinstance(workflow, CheckedWorkflow):
-        return workflow
-    return load_workflow(workflow)
 
 
 def _new_execution(execution_id: str, checked: CheckedWorkflow) -> WorkflowExecution:

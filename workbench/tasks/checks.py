@@ -45,7 +45,7 @@ class CheckedWorkflow:
 
 
 def load_workflow(
-    spec_or_path: str | Path | Mapping[str, Any] | WorkflowSpec,
+    spec_or_path: CheckedWorkflow | str | Path | Mapping[str, Any] | WorkflowSpec,
     *,
     base_dir: Path | None = None,
     check_files: bool = True,
@@ -54,8 +54,11 @@ def load_workflow(
     """Load (a file path), parse (a dict) or take a spec, and check it: see check_workflow.
 
     Relative paths resolve against the spec file's folder, or the current directory for a
-    dict or a WorkflowSpec, unless base_dir is given.
+    dict or a WorkflowSpec, unless base_dir is given. An already checked workflow is returned
+    as it is.
     """
+    if isinstance(spec_or_path, CheckedWorkflow):
+        return spec_or_path
     positions: Positions = {}
     source: str | None = None
     if isinstance(spec_or_path, str | Path):

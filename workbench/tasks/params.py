@@ -29,7 +29,6 @@ BUILTIN_DATASET_NAMES = (
     "sklearn:diabetes",
     "sklearn:digits",
 )
-BUILTIN_DATASETS = BUILTIN_DATASET_NAMES
 
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1_score", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("r2", "rmse", "mae")
@@ -64,7 +63,7 @@ class PreprocessingParams(BaseModel):
         json_schema_extra={"workbench_input_file": True},
     )
     dataset: str | None = Field(
-        None, description=f"A built-in dataset: {', '.join(BUILTIN_DATASETS)}."
+        None, description=f"A built-in dataset: {', '.join(BUILTIN_DATASET_NAMES)}."
     )
     dataset_options: dict[str, Any] = Field(
         default_factory=dict, description="Options of the built-in dataset, e.g. n_rows, seed."
@@ -89,9 +88,9 @@ class PreprocessingParams(BaseModel):
             if self.dataset_options:
                 raise ValueError("'dataset_options' applies only with a built-in 'dataset'")
             return self
-        if self.dataset not in BUILTIN_DATASETS:
+        if self.dataset not in BUILTIN_DATASET_NAMES:
             raise ValueError(
-                f"unknown dataset {self.dataset!r}; known: {', '.join(BUILTIN_DATASETS)}"
+                f"unknown dataset {self.dataset!r}; known: {', '.join(BUILTIN_DATASET_NAMES)}"
             )
         accepted = dataset_option_names(self.dataset)
         unknown = sorted(set(self.dataset_options) - set(accepted))
