@@ -5,7 +5,10 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test setup setup-dev lint
+.PHONY: demo test setup setup-dev lint services
+
+# Root installs directly; anyone else through sudo.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,5 +31,11 @@ lint: setup-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+# The test suite starts its own servers; it needs their programs installed.
+services:
+	@command -v redis-server >/dev/null 2>&1 || { \
+		echo "installing redis-server (the tests start their own on a free port)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+
+test: lint services
 	$(BIN)/pytest -q

@@ -1,12 +1,14 @@
 """Workbench's orchestration overhead against raw Dask, on the same cluster in the same run.
 
     python benchmarks/overhead.py [--sizes 1000 10000] [--shapes fan-out layered]
-                                  [--workers 2] [--repeat 1]
+                                  [--workers 2] [--repeat 1] [--cache off|cold]
 
 No-op task DAGs (a fan-out, and a layered DAG 10 wide where each task depends on the whole
 previous layer) run through raw `distributed` (`client.submit`, futures feeding futures) and
 through Workbench (spec validation included). Each run is a fresh child process connected to
-the same scheduler, so each reports its own wall time and peak memory (RSS).
+the same scheduler, so each reports its own wall time and peak memory (RSS). With
+`--cache cold` Workbench also writes every task's result to an empty disk cache, which shows
+what caching costs; the default leaves the cache off, like for like with raw Dask.
 """
 
 from __future__ import annotations
@@ -52,8 +54,10 @@ def run_raw(address: str, graph: dict[str, list[str]]) -> float:
         return time.perf_counter() - start
 
 
-def run_workbench(address: str, graph: dict[str, list[str]]) -> float:
+def run_workbench(address: str, graph: dict[str, list[str]], cache: str) -> float:
     import asyncio
+    import os
+    import tempfile
 
     from workbench.dag.states import WorkflowStatus
     from workbench.orchestrator.orchestrator import DistributedOrchestrator
@@ -62,17 +66,26 @@ def run_workbench(address: str, graph: dict[str, list[str]]) -> float:
         "workflow_id": "overhead",
         "imports": ["noop_task"],  # importable: benchmarks/ is on sys.path
         "tasks": [
-            {"task_id": key, "task_type": "noop", "dependencies": deps}
-            for key, deps in graph.items()
+            {
+                "task_id": key,
+                "task_type": "noop",
+                "dependencies": deps,
+                "parameters": {"index": index},
+            }
+            for index, (key, deps) in enumerate(graph.items())
         ],
     }
+    # "cold": every result is written to an empty disk cache (the default strategy locally).
+    os.environ["WORKBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="wb-bench-cache-")
+    os.environ["WORKBENCH_CACHE_KEY_FILE"] = os.path.join(os.environ["WORKBENCH_CACHE_DIR"], "k")
+    mode = "use" if cache == "cold" else "off"
 
     async def main() -> float:
         async with DistributedOrchestrator("bench", cluster=address) as orchestrator:
             # Warm-up, untimed: imports and first connection, as the raw client gets.
-            await orchestrator.run_workflow({**spec, "tasks": spec["tasks"][:1]})
+            await orchestrator.run_workflow({**spec, "tasks": spec["tasks"][:1]}, cache="off")
             start = time.perf_counter()
-            execution = await orchestrator.run_workflow(spec)
+            execution = await orchestrator.run_workflow(spec, cache=mode)
             elapsed = time.perf_counter() - start
             if execution.status is not WorkflowStatus.SUCCEEDED:
                 raise SystemExit(f"workbench run failed: {execution.error}")
@@ -81,9 +94,9 @@ def run_workbench(address: str, graph: dict[str, list[str]]) -> float:
     return asyncio.run(main())
 
 
-def child(mode: str, shape: str, n: int, address: str) -> None:
+def child(mode: str, shape: str, n: int, address: str, cache: str) -> None:
     graph = edges(shape, n)
-    elapsed = (run_raw if mode == "raw" else run_workbench)(address, graph)
+    elapsed = run_raw(address, graph) if mode == "raw" else run_workbench(address, graph, cache)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak_mb}))
 
@@ -138,9 +151,9 @@ class ClusterProcess:
         self.proc.wait(timeout=60)
 
 
-def measure(mode: str, shape: str, n: int, address: str) -> dict[str, float]:
+def measure(mode: str, shape: str, n: int, address: str, cache: str) -> dict[str, float]:
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, shape, str(n), address],
+        [sys.executable, __file__, "--child", mode, shape, str(n), address, cache],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -160,18 +173,26 @@ def main() -> None:
     )
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=1, help="Runs per case; the best counts.")
-    parser.add_argument("--child", nargs=4, metavar=("MODE", "SHAPE", "N", "ADDRESS"))
+    parser.add_argument(
+        "--cache",
+        choices=["off", "cold"],
+        default="off",
+        help="Workbench's result cache: off (like for like with raw Dask, the default) or "
+        "cold (every result written to an empty disk cache: what caching costs).",
+    )
+    parser.add_argument("--child", nargs=5, metavar=("MODE", "SHAPE", "N", "ADDRESS", "CACHE"))
     parser.add_argument("--serve-cluster", type=int, metavar="WORKERS")
     args = parser.parse_args()
     if args.serve_cluster:
         serve_cluster(args.serve_cluster)
         return
     if args.child:
-        mode, shape, n, address = args.child
-        child(mode, shape, int(n), address)
+        mode, shape, n, address, cache = args.child
+        child(mode, shape, int(n), address, cache)
         return
 
     print(f"a fresh LocalCluster per case, in its own process: {args.workers} workers x 1 thread")
+    print(f"Workbench's result cache: {args.cache}")
     print(
         f"{'dag':<10}{'tasks':>7}{'raw dask s':>12}{'workbench s':>13}{'ratio':>8}"
         f"{'raw MB':>9}{'wb MB':>8}"
@@ -185,9 +206,9 @@ def main() -> None:
             try:
                 for _ in range(args.repeat):  # alternate, so drift hits both alike
                     cluster.wait_idle()
-                    raw.append(measure("raw", shape, n, cluster.address))
+                    raw.append(measure("raw", shape, n, cluster.address, args.cache))
                     cluster.wait_idle()
-                    ours.append(measure("workbench", shape, n, cluster.address))
+                    ours.append(measure("workbench", shape, n, cluster.address, args.cache))
             finally:
                 cluster.close()
             best_raw = min(r["wall_s"] for r in raw)

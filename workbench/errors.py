@@ -114,3 +114,15 @@ class ExecutionNotFoundError(WorkbenchError):
 
 class WorkflowFailedError(WorkbenchError):
     """Raised by APIs that return a result only when the workflow succeeded."""
+
+
+class CacheError(WorkbenchError):
+    """The result cache cannot be used as configured (bad settings, unreachable backend)."""
+
+    exit_code = 2
+
+
+class CacheIntegrityError(CacheError):
+    """A stored cache entry failed its integrity check; it is treated as a miss, never loaded."""
+
+    exit_code = 1

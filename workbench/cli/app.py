@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from workbench.cli.cache_commands import cache_app
+from workbench.cli.output import err, fail, out
 from workbench.errors import WorkbenchError
 
 app = typer.Typer(
@@ -21,16 +22,10 @@ app = typer.Typer(
 )
 datasets_app = typer.Typer(help="Create example datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
+app.add_typer(cache_app, name="cache")
 
-out = Console()
-err = Console(stderr=True)
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-def _fail(exc: WorkbenchError) -> typer.Exit:
-    err.print(f"error: {exc}", style="red", highlight=False, markup=False)
-    return typer.Exit(exc.exit_code)
 
 
 @app.command()
@@ -40,32 +35,47 @@ def run(
     as_json: Annotated[
         bool, typer.Option("--json", help="Print one JSON object instead of the live display.")
     ] = False,
+    refresh: Annotated[
+        bool, typer.Option("--refresh", help="Recompute every task and overwrite its cache entry.")
+    ] = False,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
+    ] = False,
 ) -> None:
-    """Run a workflow on a local Dask cluster with a live display, then print a summary."""
+    """Run a workflow on a local Dask cluster with a live display, then print a summary.
+
+    Results are reused from the cache when every input of a task is unchanged; see
+    `workbench cache explain FILE` for why a task would or would not be reused."""
     from workbench.cli.display import LiveDisplay, render_summary
     from workbench.client.workbench import Workbench
     from workbench.dag.states import WorkflowStatus
     from workbench.tasks.checks import load_workflow
 
+    if refresh and no_cache:
+        err.print("error: --refresh and --no-cache exclude each other; give one", style="red")
+        raise typer.Exit(EXIT_INVALID)
+    mode = "refresh" if refresh else "off" if no_cache else "use"
     try:
         checked = load_workflow(file)
     except WorkbenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     workbench = Workbench.local(workers=workers)
     try:
         if as_json:
-            execution = workbench.run(checked)
+            execution = workbench.run(checked, cache=mode)
         else:
             display = LiveDisplay(err if not out.is_terminal else out)
             with display:
-                execution = workbench.run(checked, on_event=display.on_event)
+                execution = workbench.run(checked, on_event=display.on_event, cache=mode)
+        for notice in workbench.notices():
+            err.print(f"note: {notice}", style="yellow", highlight=False, markup=False)
     except KeyboardInterrupt:
         err.print("interrupted: cancelling the workflow and stopping the cluster…", style="yellow")
         workbench.close()
         raise typer.Exit(EXIT_INTERRUPTED) from None
     except WorkbenchError as exc:
         workbench.close()
-        raise _fail(exc) from None
+        raise fail(exc) from None
     workbench.close()
     if as_json:
         sys.stdout.write(json.dumps(execution.to_summary(), default=str) + "\n")
@@ -84,7 +94,7 @@ def validate(
     try:
         checked = load_workflow(file)
     except WorkbenchError as exc:
-        raise _fail(exc) from None
+        raise fail(exc) from None
     spec = checked.spec
     out.print(
         f"[green]ok[/] {file}: workflow {spec.workflow_id!r}, {len(spec.tasks)} tasks "

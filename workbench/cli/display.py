@@ -23,6 +23,7 @@ STATE_STYLE: dict[TaskState, tuple[str, str]] = {
     TaskState.RUNNING: ("▶", "bold yellow"),
     TaskState.RETRYING: ("↻", "magenta"),
     TaskState.SUCCEEDED: ("✔", "green"),
+    TaskState.CACHED: ("✔", "cyan"),
     TaskState.FAILED: ("✘", "bold red"),
     TaskState.SKIPPED: ("⤼", "dim red"),
     TaskState.CANCELLED: ("■", "dim"),
@@ -69,10 +70,12 @@ def task_table(execution: WorkflowExecution, width: int = 120) -> Table:
         records = sorted(records, key=lambda r: rank.get(r.state, 2))[:MAX_ROWS]
     for record in records:
         symbol, style = STATE_STYLE[record.state]
-        fraction = 1.0 if record.state is TaskState.SUCCEEDED else record.progress
+        fraction = 1.0 if record.state.succeeded else record.progress
         detail = record.error if record.state is TaskState.FAILED else record.message
-        if record.state is TaskState.SUCCEEDED and record.metrics:
+        if record.state.succeeded and record.metrics:
             detail = "  ".join(f"{k}={metric_text(v)}" for k, v in list(record.metrics.items())[:4])
+        if record.state is TaskState.CACHED:
+            detail = f"cached  {detail}" if record.metrics else "cached"
         cells: list[RenderableType] = [Text(symbol, style=style), Text(record.task_id, style=style)]
         if wide:
             cells.append(record.task_type)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from contextlib import ExitStack
+from functools import partial
 from typing import Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
@@ -18,6 +19,7 @@ from workbench.config import Settings
 from workbench.dag.records import WorkflowExecution
 from workbench.events.bus import Subscription
 from workbench.events.models import Event
+from workbench.execution.cache_plan import CacheMode
 from workbench.orchestrator.orchestrator import DistributedOrchestrator, WorkflowInput
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
@@ -73,18 +75,25 @@ class Workbench:
         return load_workflow(spec_or_path)
 
     def run(
-        self, spec_or_path: WorkflowInput, *, on_event: Callable[[Event], None] | None = None
+        self,
+        spec_or_path: WorkflowInput,
+        *,
+        on_event: Callable[[Event], None] | None = None,
+        cache: CacheMode | str = CacheMode.USE,
     ) -> WorkflowExecution:
         """Run a workflow to the end and return its execution record.
 
-        `on_event` sees every event of this execution as it happens.
+        `on_event` sees every event of this execution as it happens. `cache`: "use" (reuse
+        and store results), "refresh" (recompute and overwrite) or "off".
         """
         checked = self.validate(spec_or_path)
         subscription: Subscription | None = None
         if on_event is not None:
             subscription = self.subscribe(on_event)
         try:
-            execution_id = self._call(self.orchestrator.submit_ml_workflow, checked)
+            execution_id = self._call(
+                partial(self.orchestrator.submit_ml_workflow, checked, cache=cache)
+            )
             execution: WorkflowExecution = self._call(
                 self.orchestrator.wait_for_execution, execution_id
             )
@@ -100,6 +109,10 @@ class Workbench:
         result: TaskResult = self._call(self.orchestrator.fetch_result, execution_id, task_id)
         return result
 
+    def notices(self) -> list[str]:
+        """One line per configuration fallback taken so far (e.g. redis -> disk locally)."""
+        return list(dict.fromkeys(self.orchestrator.cache.notices))
+
     def execution(self, execution_id: str) -> WorkflowExecution:
         return self.orchestrator.get_execution(execution_id)
 
@@ -109,9 +122,13 @@ class Workbench:
         return self.orchestrator.bus.subscribe(callback, execution_id)
 
     # -- async API -----------------------------------------------------------------------------
-    async def submit(self, spec_or_path: WorkflowInput) -> str:
+    async def submit(
+        self, spec_or_path: WorkflowInput, *, cache: CacheMode | str = CacheMode.USE
+    ) -> str:
         checked = await asyncio.to_thread(self.validate, spec_or_path)
-        execution_id: str = await self._bridge(self.orchestrator.submit_ml_workflow, checked)
+        execution_id: str = await self._bridge(
+            partial(self.orchestrator.submit_ml_workflow, checked, cache=cache)
+        )
         return execution_id
 
     async def wait(self, execution_id: str, timeout: float | None = None) -> WorkflowExecution:

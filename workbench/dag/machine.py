@@ -20,8 +20,20 @@ from workbench.dag.states import TaskState, WorkflowStatus, check_transition
 
 
 @dataclass(frozen=True)
+class CacheHit:
+    """A task whose result is in the cache: what its record shows instead of a run."""
+
+    key: str
+    metrics: Mapping[str, float] = field(default_factory=dict)
+    artifacts: Mapping[str, str] = field(default_factory=dict)
+    summary: Mapping[str, Any] = field(default_factory=dict)
+    source_execution: str | None = None  # the execution that computed it
+
+
+@dataclass(frozen=True)
 class Start:
     at: float
+    cached: Mapping[str, CacheHit] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,11 @@ class DAGStateMachine:
         self._open = len(self._order)  # tasks not yet in a terminal state
 
     @property
+    def order(self) -> list[str]:
+        """The tasks in topological order."""
+        return list(self._order)
+
+    @property
     def finished(self) -> bool:
         return self.execution.status.terminal
 
@@ -183,10 +200,34 @@ class DAGStateMachine:
         self.execution.status = WorkflowStatus.RUNNING
         self.execution.started_at = event.at
         out: list[Instruction] = [self._workflow_notice()]
+        to_run = tuple(tid for tid in self._order if tid not in event.cached)
+        if to_run:
+            out.append(SubmitTasks(to_run))
         for tid in self._order:
-            out.append(self._move(tid, TaskState.SUBMITTED))
-        out.insert(1, SubmitTasks(tuple(self._order)))
-        return out
+            hit = event.cached.get(tid)
+            if hit is None:
+                out.append(self._move(tid, TaskState.SUBMITTED))
+            else:
+                out.append(self._cached(tid, hit, event.at))
+        return out + self._maybe_finish(event.at)
+
+    def _cached(self, task_id: str, hit: CacheHit, at: float) -> Notify:
+        record = self.execution.tasks[task_id]
+        record.metrics = dict(hit.metrics)
+        record.artifacts.update(hit.artifacts)
+        record.summary.update(hit.summary)
+        record.summary["cache_key"] = hit.key
+        if hit.source_execution:
+            record.summary["cached_from"] = hit.source_execution
+        record.progress = 1.0
+        record.started_at = record.finished_at = at
+        return self._move(
+            task_id,
+            TaskState.CACHED,
+            metrics=dict(record.metrics),
+            key=hit.key,
+            source_execution=hit.source_execution,
+        )
 
     def _reject(self, event: Reject) -> list[Instruction]:
         out: list[Instruction] = []

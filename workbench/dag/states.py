@@ -14,6 +14,7 @@ class TaskState(StrEnum):
     RUNNING = "running"
     RETRYING = "retrying"  # an attempt failed; waiting out the backoff before the next
     SUCCEEDED = "succeeded"
+    CACHED = "cached"  # its result came from the cache; the task body did not run
     FAILED = "failed"
     SKIPPED = "skipped"  # an upstream task failed, so this one cannot run
     CANCELLED = "cancelled"
@@ -22,14 +23,31 @@ class TaskState(StrEnum):
     def terminal(self) -> bool:
         return self in TERMINAL_TASK_STATES
 
+    @property
+    def succeeded(self) -> bool:
+        """It has a result: computed now, or taken from the cache."""
+        return self in (TaskState.SUCCEEDED, TaskState.CACHED)
+
 
 TERMINAL_TASK_STATES = frozenset(
-    {TaskState.SUCCEEDED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
+    {
+        TaskState.SUCCEEDED,
+        TaskState.CACHED,
+        TaskState.FAILED,
+        TaskState.SKIPPED,
+        TaskState.CANCELLED,
+    }
 )
 
 ALLOWED_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     TaskState.PENDING: frozenset(
-        {TaskState.SUBMITTED, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
+        {
+            TaskState.SUBMITTED,
+            TaskState.CACHED,
+            TaskState.FAILED,
+            TaskState.SKIPPED,
+            TaskState.CANCELLED,
+        }
     ),
     TaskState.SUBMITTED: frozenset(
         {TaskState.RUNNING, TaskState.FAILED, TaskState.SKIPPED, TaskState.CANCELLED}
@@ -39,6 +57,7 @@ ALLOWED_TRANSITIONS: dict[TaskState, frozenset[TaskState]] = {
     ),
     TaskState.RETRYING: frozenset({TaskState.RUNNING, TaskState.FAILED, TaskState.CANCELLED}),
     TaskState.SUCCEEDED: frozenset(),
+    TaskState.CACHED: frozenset(),
     TaskState.FAILED: frozenset(),
     TaskState.SKIPPED: frozenset(),
     TaskState.CANCELLED: frozenset(),

@@ -20,6 +20,7 @@ class EventType(StrEnum):
     TASK_METRIC = "task.metric"
     TASK_RETRYING = "task.retrying"
     TASK_SUCCEEDED = "task.succeeded"
+    TASK_CACHED = "task.cached"
     TASK_FAILED = "task.failed"
     TASK_SKIPPED = "task.skipped"
     TASK_CANCELLED = "task.cancelled"

@@ -58,10 +58,13 @@ def _apply_state(record: TaskRecord, state: TaskState, event: Event) -> None:
         record.progress = 0.0
     elif state.terminal:
         record.finished_at = event.data.get("finished_at", event.timestamp)
-        if state is TaskState.SUCCEEDED:
+        if state.succeeded:
             record.progress = 1.0
             record.error = None
             record.metrics = dict(event.metrics)
+            if state is TaskState.CACHED:
+                record.started_at = record.finished_at
+                record.message = "from the cache"
         elif state is TaskState.FAILED:
             record.error = event.message
         else:

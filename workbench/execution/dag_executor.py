@@ -8,7 +8,9 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from workbench.cache.entry import CacheEntry
 from workbench.dag.machine import (
+    CacheHit,
     CancelRequested,
     CancelTasks,
     DAGStateMachine,
@@ -33,6 +35,7 @@ from workbench.events.models import Event, EventType
 from workbench.execution.base import Executor
 from workbench.execution.invocation import TaskInvocation
 from workbench.execution.placement import placement_errors
+from workbench.execution.run_cache import RunCache
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +44,7 @@ _TASK_EVENT = {
     TaskState.RUNNING: EventType.TASK_STARTED,
     TaskState.RETRYING: EventType.TASK_RETRYING,
     TaskState.SUCCEEDED: EventType.TASK_SUCCEEDED,
+    TaskState.CACHED: EventType.TASK_CACHED,
     TaskState.FAILED: EventType.TASK_FAILED,
     TaskState.SKIPPED: EventType.TASK_SKIPPED,
     TaskState.CANCELLED: EventType.TASK_CANCELLED,
@@ -48,6 +52,8 @@ _TASK_EVENT = {
 
 # Tasks handed to Dask between two yields to the event loop.
 SUBMIT_BATCH = 200
+# Results fetched for the cache in one round.
+STORE_BATCH = 256
 
 # How often the watchdog looks at the futures' states.
 WATCH_INTERVAL_S = 0.5
@@ -66,8 +72,10 @@ class ExecutionRun:
         executor: Executor,
         publish: Callable[[Event], None],
         instance_id: str,
+        cache: RunCache | None = None,
     ) -> None:
         self.execution = execution
+        self.cache = cache
         self.invocations = invocations
         self.executor = executor
         self._publish = publish
@@ -78,6 +86,8 @@ class ExecutionRun:
         self.futures: dict[str, Any] = {}
         self._done = asyncio.Event()
         self._to_submit: list[str] = []
+        self._to_store: list[str] = []
+        self._storing = False
         self._background: set[asyncio.Future[None]] = set()
         self._emit(
             EventType.WORKFLOW_SUBMITTED,
@@ -91,22 +101,64 @@ class ExecutionRun:
 
     # -- the run -------------------------------------------------------------------------------
     async def run(self) -> WorkflowExecution:
-        resources = {tid: inv.resources for tid, inv in self.invocations.items()}
-        errors = placement_errors(resources, await self.executor.workers())
-        if errors:
-            self._apply(self.machine.handle(Reject(errors, time.time())))
-        else:
-            self._apply(self.machine.handle(Start(time.time())))
-            await self._submit_pending()
+        try:
+            await self._run()
+        finally:
+            if self.cache is not None:
+                await self.cache.finish()
+        return self.execution
+
+    async def _run(self) -> None:
+        hits = await self._find_hits()
+        to_run = [tid for tid in self.machine.order if tid not in hits]
+        if to_run:  # a run served wholly from the cache never needs the cluster
+            await self.executor.start()
+            resources = {tid: self.invocations[tid].resources for tid in to_run}
+            errors = placement_errors(resources, await self.executor.workers())
+            if errors:
+                self._apply(self.machine.handle(Reject(errors, time.time())))
+                return
+            await self._seed_inputs(hits, set(to_run))
+        cached = {
+            tid: CacheHit(
+                key=str(entry.meta.get("key", "")),
+                metrics=entry.metrics,
+                artifacts=entry.artifacts,
+                summary=entry.summary,
+                source_execution=entry.meta.get("execution_id"),
+            )
+            for tid, entry in hits.items()
+        }
+        self._apply(self.machine.handle(Start(time.time(), cached)))
+        await self._submit_pending()
         if not self.machine.finished:
             watchdog = asyncio.create_task(self._watch_futures())
             try:
                 await self._done.wait()
             finally:
                 watchdog.cancel()
-        if self._background:
-            await asyncio.gather(*self._background)
-        return self.execution
+        while self._background:  # cache writes and cancels still on their way
+            await asyncio.gather(*list(self._background))
+
+    async def _find_hits(self) -> dict[str, CacheEntry]:
+        if self.cache is None:
+            return {}
+        try:
+            return await self.cache.resolve()
+        except Exception as exc:  # an unreachable cache slows a run down; it never fails it
+            log.warning("the cache is unavailable, running without it: %s", exc)
+            self.cache.release_all()
+            self.cache = None
+            return {}
+
+    async def _seed_inputs(self, hits: Mapping[str, CacheEntry], to_run: set[str]) -> None:
+        """Cached results that tasks about to run need as inputs go to the cluster first."""
+        needed = {dep for tid in to_run for dep in self._dependencies[tid] if dep in hits}
+        for tid in self.machine.order:
+            if tid in needed:
+                self.futures[tid] = await self.executor.seed(
+                    self.invocations[tid], hits[tid].result
+                )
 
     def cancel(self, reason: str = "cancelled by the user") -> None:
         self.handle(CancelRequested(time.time(), reason))
@@ -229,6 +281,35 @@ class ExecutionRun:
             if count % SUBMIT_BATCH == 0:
                 await self.executor.drain()
 
+    def _store(self, task_id: str) -> None:
+        if self.cache is None or not self.cache.wants(task_id) or task_id not in self.futures:
+            return
+        self._to_store.append(task_id)
+        if not self._storing:  # results that finish while a batch is stored join the next
+            self._storing = True
+            storing = asyncio.ensure_future(self._store_pending())
+            self._background.add(storing)
+            storing.add_done_callback(self._background.discard)
+
+    async def _store_pending(self) -> None:
+        assert self.cache is not None
+        try:
+            await self._store_batches(self.cache)
+        finally:
+            self._storing = False
+
+    async def _store_batches(self, cache: RunCache) -> None:
+        while self._to_store:
+            batch, self._to_store = self._to_store[:STORE_BATCH], self._to_store[STORE_BATCH:]
+            try:
+                payloads = await self.executor.fetch_payloads([self.futures[t] for t in batch])
+            except Exception as exc:  # e.g. the worker holding them died: no entry, no harm
+                log.warning("results of %s were not cached: %s", ", ".join(batch), exc)
+                for task_id in batch:
+                    cache.release(task_id)
+                continue
+            await cache.store([(t, self.execution.tasks[t]) for t in batch], payloads)
+
     def _notify(self, notice: Notify) -> None:
         data = dict(notice.data)
         if notice.kind is NoticeKind.WORKFLOW:
@@ -243,6 +324,8 @@ class ExecutionRun:
             self._emit(kind, None, status=status.value, data=extra)
         elif notice.kind is NoticeKind.TASK_STATE:
             state: TaskState = data.pop("state")
+            if state is TaskState.SUCCEEDED:
+                self._store(notice.task_id or "")
             metrics = data.pop("metrics", None) or {}
             # The worker's clock, not the publishing moment: a short task's start and end are
             # published together, when its result arrives.

@@ -13,7 +13,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.execution.base import WorkerEventHandler, WorkerInfo
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, pack
-from workbench.execution.worker import run_packed_task
+from workbench.execution.worker import dump_results, load_result, run_packed_task
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class DaskExecutor:
         self._owned_cluster: Any = None
         self.client: Any = None
         self._handlers: list[WorkerEventHandler] = []
+        self._start_lock: asyncio.Lock | None = None
 
     @property
     def started(self) -> bool:
@@ -45,8 +46,13 @@ class DaskExecutor:
         return None if self.client is None else self.client.scheduler.address
 
     async def start(self) -> None:
-        if self.client is not None:
-            return
+        if self._start_lock is None:
+            self._start_lock = asyncio.Lock()
+        async with self._start_lock:  # runs start the cluster lazily, possibly several at once
+            if self.client is None:
+                await self._start()
+
+    async def _start(self) -> None:
         from distributed import Client
 
         target = self._cluster or self.settings.scheduler_address
@@ -130,6 +136,35 @@ class DaskExecutor:
         while len(queued) > max_queued:
             await asyncio.sleep(0.005)
             queued = getattr(self.client.scheduler_comm, "buffer", [])
+
+    async def seed(self, invocation: TaskInvocation, payload: bytes | memoryview) -> Any:
+        # Scattered straight to a worker: the bytes never pass through the scheduler.
+        [data] = await self.client.scatter([bytes(payload)], hash=False)
+        return self.client.submit(load_result, data, key=invocation.dask_key, pure=False)
+
+    async def fetch_payloads(self, handles: Sequence[Any]) -> list[bytes]:
+        # One pickling task per worker that holds some of the results: no result moves
+        # between workers, and a batch of small results costs a message or two, not one each.
+        holders = await self.client.who_has(list(handles))
+        groups: dict[str | None, list[int]] = {}
+        for index, handle in enumerate(handles):
+            where = holders.get(handle.key) or [None]
+            groups.setdefault(where[0], []).append(index)
+        jobs = [
+            self.client.submit(
+                dump_results,
+                *(handles[i] for i in indexes),
+                workers=None if address is None else [address],
+                allow_other_workers=address is None,
+                pure=False,
+            )
+            for address, indexes in groups.items()
+        ]
+        payloads: list[bytes] = [b""] * len(handles)
+        for indexes, batch in zip(groups.values(), await self.client.gather(jobs), strict=True):
+            for index, payload in zip(indexes, batch, strict=True):
+                payloads[index] = payload
+        return payloads
 
     async def cancel(self, handles: Sequence[Any]) -> None:
         if handles:

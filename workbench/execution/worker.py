@@ -7,6 +7,7 @@ workers need no access to Redis or Kafka.
 from __future__ import annotations
 
 import json
+import pickle
 import threading
 import time
 import traceback
@@ -74,6 +75,28 @@ class TopicSink:
             self._log(TASK_EVENTS_TOPIC, message)
         except TypeError:  # not msgpack-serialisable (numpy scalars, paths): send it as JSON does
             self._log(TASK_EVENTS_TOPIC, json.loads(json.dumps(message, default=_jsonable)))
+
+
+def dump_result(result: TaskResult) -> bytes:
+    """Runs on the worker that holds a result: its bytes for the cache (pickled here, once)."""
+    try:
+        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+    except (pickle.PicklingError, AttributeError, TypeError):
+        import cloudpickle
+
+        data: bytes = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
+        return data
+
+
+def dump_results(*results: TaskResult) -> list[bytes]:
+    """Several results held by one worker, pickled in one task (one message for a batch)."""
+    return [dump_result(result) for result in results]
+
+
+def load_result(payload: bytes) -> TaskResult:
+    """Runs on a worker: a cached result, verified by the orchestrator, back as an object."""
+    result: TaskResult = pickle.loads(payload)
+    return result
 
 
 def run_packed_task(payload: bytes, *upstream: TaskResult) -> TaskResult:

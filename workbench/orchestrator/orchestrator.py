@@ -4,20 +4,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import pickle
 import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from workbench.cache.fingerprints import FileFingerprints
+from workbench.cache.result_cache import ResultCache
 from workbench.config import Settings
 from workbench.dag.records import TaskRecord, WorkflowExecution
 from workbench.dag.states import TaskState
 from workbench.errors import ExecutionNotFoundError, WorkbenchError
 from workbench.events.bus import InProcessBus
+from workbench.execution.cache_plan import CacheMode, plan_cache
 from workbench.execution.dag_executor import ExecutionRun
 from workbench.execution.dask_executor import DaskExecutor
 from workbench.execution.invocation import TaskInvocation
+from workbench.execution.run_cache import RunCache
 from workbench.spec.models import WorkflowSpec
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
@@ -54,6 +59,8 @@ class DistributedOrchestrator:
         self._tasks: dict[str, asyncio.Task[WorkflowExecution]] = {}
         self._kept: OrderedDict[str, ExecutionRun] = OrderedDict()
         self._start_lock: asyncio.Lock | None = None
+        self._cache: ResultCache | None = None
+        self._fingerprints: FileFingerprints | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
@@ -69,6 +76,9 @@ class DistributedOrchestrator:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._kept.clear()
         await self.executor.close()
+        if self._cache is not None:
+            self._cache.close()
+            self._cache = None
 
     async def __aenter__(self) -> DistributedOrchestrator:
         await self.start()
@@ -78,13 +88,24 @@ class DistributedOrchestrator:
         await self.close()
 
     # -- workflows -----------------------------------------------------------------------------
-    async def submit_ml_workflow(self, workflow: WorkflowInput) -> str:
+    @property
+    def cache(self) -> ResultCache:
+        """The result cache (built on first use from the settings)."""
+        if self._cache is None:
+            self._cache = ResultCache(self.settings)
+        return self._cache
+
+    async def submit_ml_workflow(
+        self, workflow: WorkflowInput, *, cache: CacheMode | str = CacheMode.USE
+    ) -> str:
         """Validate and start a workflow; returns its execution id at once.
 
-        An invalid spec raises SpecError before anything runs or is written.
+        An invalid spec raises SpecError before anything runs or is written. `cache` is
+        "use" (reuse and store results), "refresh" (recompute and overwrite) or "off".
+        The cluster starts on first need: a run served wholly from the cache needs none.
         """
+        mode = CacheMode(cache)
         checked = await asyncio.to_thread(load_workflow, workflow)
-        await self.start()
         execution_id = f"{checked.spec.workflow_id}-{secrets.token_hex(4)}"
         execution = _new_execution(execution_id, checked)
         run = ExecutionRun(
@@ -97,20 +118,45 @@ class DistributedOrchestrator:
         )
         self._executions[execution_id] = execution
         self._runs[execution_id] = run
-        self._tasks[execution_id] = asyncio.create_task(self._drive(run))
+        self._tasks[execution_id] = asyncio.create_task(self._drive(run, checked, mode))
         return execution_id
 
-    async def run_workflow(self, workflow: WorkflowInput) -> WorkflowExecution:
+    async def run_workflow(
+        self, workflow: WorkflowInput, *, cache: CacheMode | str = CacheMode.USE
+    ) -> WorkflowExecution:
         """Submit and wait: the finished execution record."""
-        return await self.wait_for_execution(await self.submit_ml_workflow(workflow))
+        return await self.wait_for_execution(await self.submit_ml_workflow(workflow, cache=cache))
 
-    async def _drive(self, run: ExecutionRun) -> WorkflowExecution:
+    async def _drive(
+        self, run: ExecutionRun, checked: CheckedWorkflow, mode: CacheMode
+    ) -> WorkflowExecution:
         execution_id = run.execution.execution_id
         try:
+            run.cache = await self._run_cache(checked, execution_id, mode)
             return await run.run()
         finally:
             self._runs.pop(execution_id, None)
             self._keep_results(execution_id, run)
+
+    async def _run_cache(
+        self, checked: CheckedWorkflow, execution_id: str, mode: CacheMode
+    ) -> RunCache | None:
+        if mode is CacheMode.OFF:
+            return None
+        if self._fingerprints is None:
+            self._fingerprints = FileFingerprints(self.settings.cache_dir / "fingerprints.json")
+        try:
+            plans = await asyncio.to_thread(
+                plan_cache,
+                checked,
+                mode,
+                self.settings.default_cache_strategy,
+                self._fingerprints,
+            )
+        except Exception as exc:  # keys could not be derived: run, just without the cache
+            log.warning("cache keys could not be derived, running without the cache: %s", exc)
+            return None
+        return RunCache(self.cache, plans, checked.spec.workflow_id, execution_id)
 
     def _keep_results(self, execution_id: str, run: ExecutionRun) -> None:
         """Task outputs stay on the workers for the last few executions, for fetch_result."""
@@ -154,19 +200,34 @@ class DistributedOrchestrator:
                 f"execution {execution_id!r} has no task {task_id!r}; "
                 f"its tasks: {', '.join(execution.tasks)}"
             )
-        if record.state is not TaskState.SUCCEEDED:
+        if not record.state.succeeded:
             raise WorkbenchError(
                 f"task {task_id!r} of {execution_id!r} is {record.state.value}; "
-                "only a succeeded task has a result"
+                "only a succeeded or cached task has a result"
             )
         run = self._kept.get(execution_id) or self._runs.get(execution_id)
         future = run.futures.get(task_id) if run else None
+        if future is None and record.state is TaskState.CACHED and run and run.cache:
+            return await self._cached_result(run.cache, task_id)
         if future is None:
             raise WorkbenchError(
                 f"the outputs of {execution_id!r} were released (only the last "
                 f"{self.settings.keep_results} executions keep them; set WORKBENCH_KEEP_RESULTS)"
             )
         result: TaskResult = await future
+        return result
+
+    async def _cached_result(self, cache: RunCache, task_id: str) -> TaskResult:
+        plan = cache.plans[task_id]
+        entry = cache.hits.get(task_id)
+        if entry is None and plan.key is not None:
+            entry = await asyncio.to_thread(self.cache.lookup, plan.key, plan.strategy)
+        if entry is None:
+            raise WorkbenchError(
+                f"the cached result of task {task_id!r} is no longer in the cache; "
+                "run the workflow again to recompute it"
+            )
+        result: TaskResult = pickle.loads(entry.result)
         return result
 
     def _route_worker_event(self, message: dict[str, Any]) -> None:

@@ -188,3 +188,41 @@ def test_wide_dag_failure_skips_all_descendants_once():
     cancels = [i for i in out if isinstance(i, CancelTasks)]
     assert len(cancels) == 1 and len(cancels[0].task_ids) == width * (layers - 1)
     assert sum(1 for s in states(m).values() if s is TaskState.SKIPPED) == width * (layers - 1)
+
+
+def test_cached_tasks_are_not_submitted_and_count_as_results():
+    from workbench.dag.machine import CacheHit
+
+    m = machine()
+    hit = CacheHit(key="k" * 64, metrics={"f1": 0.9}, source_execution="wf-1")
+    out = m.handle(Start(0.0, {"a": hit, "b": hit}))
+    submits = [i for i in out if isinstance(i, SubmitTasks)]
+    assert submits == [SubmitTasks(("c", "d", "e"))]
+    assert states(m)["a"] is TaskState.CACHED and states(m)["b"] is TaskState.CACHED
+    record = m.execution.tasks["a"]
+    assert record.metrics == {"f1": 0.9}
+    assert record.summary["cached_from"] == "wf-1"
+    assert record.summary["cache_key"] == "k" * 64
+    cached_notices = [
+        i for i in out if isinstance(i, Notify) and i.data.get("state") is TaskState.CACHED
+    ]
+    assert [n.task_id for n in cached_notices] == ["a", "b"]
+    for tid in ("c", "d", "e"):
+        finish(m, tid)
+    assert m.execution.status is WorkflowStatus.SUCCEEDED
+
+
+def test_a_run_served_wholly_from_the_cache_finishes_at_start():
+    from workbench.dag.machine import CacheHit
+
+    m = machine()
+    out = m.handle(Start(0.0, {tid: CacheHit(key=tid) for tid in ORDER}))
+    assert not any(isinstance(i, SubmitTasks) for i in out)
+    assert out[-1] == Finished(WorkflowStatus.SUCCEEDED)
+    assert all(state is TaskState.CACHED for state in states(m).values())
+
+
+def test_cached_is_terminal():
+    assert TaskState.CACHED.terminal and TaskState.CACHED.succeeded
+    with pytest.raises(InvalidTransitionError):
+        check_transition("a", TaskState.CACHED, TaskState.RUNNING)

@@ -1,0 +1,1 @@
+"""The result cache: content-addressed keys, backends, integrity and single flight."""
