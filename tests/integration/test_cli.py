@@ -91,6 +91,8 @@ def test_live_display_and_summary_on_a_terminal_width(examples: Path) -> None:
     result = workbench("run", "fraud_detection.json", cwd=examples)
     assert result.returncode == 0, result.stderr
     assert "succeeded" in result.stdout
+    # The seed's spec asks for the redis strategy; with no Redis configured it runs on disk.
+    assert "note: cache_strategy 'redis' without WORKBENCH_REDIS_URL: using disk" in result.stderr
     assert "metrics" in result.stdout and "train_accuracy" in result.stdout
 
 

@@ -87,7 +87,7 @@ class ExecutionRun:
         self._done = asyncio.Event()
         self._to_submit: list[str] = []
         self._to_store: list[str] = []
-        self._storing = False
+        self._storing: asyncio.Future[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
         self._emit(
             EventType.WORKFLOW_SUBMITTED,
@@ -137,8 +137,16 @@ class ExecutionRun:
                 await self._done.wait()
             finally:
                 watchdog.cancel()
+        if self._storing is not None and self.execution.status is WorkflowStatus.CANCELLED:
+            # A cancelled run keeps nothing more: its workers may be busy with a task body
+            # that cannot be interrupted, and the results would wait behind it.
+            self._storing.cancel()
         while self._background:  # cache writes and cancels still on their way
-            await asyncio.gather(*list(self._background))
+            for outcome in await asyncio.gather(*list(self._background), return_exceptions=True):
+                if isinstance(outcome, Exception):
+                    log.warning(
+                        "a background step of %s failed: %r", self.execution.execution_id, outcome
+                    )
 
     async def _find_hits(self) -> dict[str, CacheEntry]:
         if self.cache is None:
@@ -285,9 +293,8 @@ class ExecutionRun:
         if self.cache is None or not self.cache.wants(task_id) or task_id not in self.futures:
             return
         self._to_store.append(task_id)
-        if not self._storing:  # results that finish while a batch is stored join the next
-            self._storing = True
-            storing = asyncio.ensure_future(self._store_pending())
+        if self._storing is None:  # results that finish while a batch is stored join the next
+            self._storing = storing = asyncio.ensure_future(self._store_pending())
             self._background.add(storing)
             storing.add_done_callback(self._background.discard)
 
@@ -296,7 +303,7 @@ class ExecutionRun:
         try:
             await self._store_batches(self.cache)
         finally:
-            self._storing = False
+            self._storing = None
 
     async def _store_batches(self, cache: RunCache) -> None:
         while self._to_store:

@@ -143,22 +143,18 @@ class DaskExecutor:
         return self.client.submit(load_result, data, key=invocation.dask_key, pure=False)
 
     async def fetch_payloads(self, handles: Sequence[Any]) -> list[bytes]:
-        # One pickling task per worker that holds some of the results: no result moves
-        # between workers, and a batch of small results costs a message or two, not one each.
+        # One pickling task per worker that holds some of the results, so a batch of small
+        # results costs a message or two, not one each. Dask places each where its inputs
+        # are, unless that worker is busy (say, with a long task body): then a free worker
+        # fetches them, rather than the run's end waiting behind someone else's task.
         holders = await self.client.who_has(list(handles))
         groups: dict[str | None, list[int]] = {}
         for index, handle in enumerate(handles):
             where = holders.get(handle.key) or [None]
             groups.setdefault(where[0], []).append(index)
         jobs = [
-            self.client.submit(
-                dump_results,
-                *(handles[i] for i in indexes),
-                workers=None if address is None else [address],
-                allow_other_workers=address is None,
-                pure=False,
-            )
-            for address, indexes in groups.items()
+            self.client.submit(dump_results, *(handles[i] for i in indexes), pure=False)
+            for indexes in groups.values()
         ]
         payloads: list[bytes] = [b""] * len(handles)
         for indexes, batch in zip(groups.values(), await self.client.gather(jobs), strict=True):
