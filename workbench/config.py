@@ -53,3 +53,94 @@ class Settings(BaseSettings):
         if self.cache_strategy is not None:
             return self.cache_strategy
         return CacheStrategy.HYBRID if self.redis_url else CacheStrategy.DISK
+
+    # -- cluster mode (a Redis URL turns it on) -----------------------------------------------
+    namespace: str = Field(
+        "workbench", pattern=r"^[A-Za-z0-9_.-]+$", description="Redis key prefix of this cluster."
+    )
+    artifact_root: Path | None = Field(
+        None, description="A folder every instance and worker can read (specs' data, outputs)."
+    )
+    capacity: int = Field(4, ge=1, description="Executions one instance runs at once.")
+    lease_ms: int = Field(
+        2000, ge=100, description="Leader lease; a crashed leader's is void after it."
+    )
+    renew_interval_ms: int = Field(500, ge=10, description="How often the leader renews its lease.")
+    renew_deadline_ms: int = Field(
+        1500, ge=10, description="A leader that could not renew for this long steps down."
+    )
+    heartbeat_interval_ms: int = Field(500, ge=10, description="How often an instance heartbeats.")
+    heartbeat_ttl_ms: int = Field(
+        2000,
+        ge=100,
+        description="An instance silent for this long is dead; its work is re-assigned.",
+    )
+    poll_interval_ms: int = Field(
+        50, ge=5, description="How often instances look for leadership and new assignments."
+    )
+
+    @property
+    def cluster_mode(self) -> bool:
+        return self.redis_url is not None
+
+
+PROFILE_DIRS_ENV = "WORKBENCH_PROFILES"
+
+
+def load_profile(profile: str | Path) -> Settings:
+    """Settings from a cluster profile: a YAML file of Settings fields (`redis_url`,
+    `scheduler_address`, `artifact_root`, ...), named by path or by name under `clusters/`
+    (of the current folder, or of the folders in WORKBENCH_PROFILES). WORKBENCH_* environment
+    variables override the file."""
+    import os
+
+    import yaml
+    from pydantic import ValidationError
+
+    from workbench.errors import ProfileError
+
+    path = _find_profile(profile)
+    try:
+        values = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise ProfileError(f"cannot read cluster profile {path}: {exc}") from exc
+    if not isinstance(values, dict):
+        raise ProfileError(f"cluster profile {path} must be a mapping of settings")
+    unknown = sorted(set(values) - set(Settings.model_fields))
+    if unknown:
+        raise ProfileError(
+            f"cluster profile {path}: unknown settings {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(Settings.model_fields))}"
+        )
+    from_file = {k: v for k, v in values.items() if f"WORKBENCH_{k.upper()}" not in os.environ}
+    try:
+        return Settings(**from_file)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
+        )
+        raise ProfileError(f"cluster profile {path}: {problems}") from None
+
+
+def _find_profile(profile: str | Path) -> Path:
+    import os
+
+    from workbench.errors import ProfileError
+
+    candidate = Path(profile).expanduser()
+    if candidate.suffix in (".yaml", ".yml") or candidate.exists():
+        if candidate.is_file():
+            return candidate
+        raise ProfileError(f"cluster profile file not found: {candidate}")
+    folders = [Path.cwd() / "clusters"]
+    folders += [Path(p) for p in os.environ.get(PROFILE_DIRS_ENV, "").split(os.pathsep) if p]
+    for folder in folders:
+        for suffix in (".yaml", ".yml"):
+            found = folder / f"{profile}{suffix}"
+            if found.is_file():
+                return found
+    searched = ", ".join(str(f) for f in folders)
+    raise ProfileError(
+        f"no cluster profile named {str(profile)!r} (looked in {searched}); give a path to a "
+        f".yaml file or add its folder to {PROFILE_DIRS_ENV}"
+    )

@@ -126,3 +126,15 @@ class CacheIntegrityError(CacheError):
     """A stored cache entry failed its integrity check; it is treated as a miss, never loaded."""
 
     exit_code = 1
+
+
+class ProfileError(WorkbenchError):
+    """A cluster profile is missing or invalid."""
+
+    exit_code = 2
+
+
+class ClusterUnavailableError(WorkbenchError):
+    """A server cluster mode needs (Redis, the Dask scheduler) cannot be reached."""
+
+    exit_code = 2

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from workbench.cli.cache_commands import cache_app
+from workbench.cli.cluster_commands import cluster_app, orchestrator
 from workbench.cli.output import err, fail, out
 from workbench.errors import WorkbenchError
 
@@ -23,6 +24,8 @@ app = typer.Typer(
 datasets_app = typer.Typer(help="Create example datasets.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(cache_app, name="cache")
+app.add_typer(cluster_app, name="cluster")
+app.command("orchestrator")(orchestrator)
 
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -41,8 +44,15 @@ def run(
     no_cache: Annotated[
         bool, typer.Option("--no-cache", help="Neither read nor write the cache.")
     ] = False,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help="Submit to a cluster: a profile name or path."),
+    ] = None,
 ) -> None:
     """Run a workflow on a local Dask cluster with a live display, then print a summary.
+
+    With --profile the workflow goes to that cluster's orchestrator instances instead, and the
+    command waits for it to finish there.
 
     Results are reused from the cache when every input of a task is unchanged; see
     `workbench cache explain FILE` for why a task would or would not be reused."""
@@ -57,11 +67,13 @@ def run(
     mode = "refresh" if refresh else "off" if no_cache else "use"
     try:
         checked = load_workflow(file)
+        workbench = Workbench.connect(profile) if profile else Workbench.local(workers=workers)
     except WorkbenchError as exc:
         raise fail(exc) from None
-    workbench = Workbench.local(workers=workers)
     try:
-        if as_json:
+        if workbench.orchestrator.cluster is not None:
+            execution = _run_on_cluster(workbench, checked, mode, quiet=as_json)
+        elif as_json:
             execution = workbench.run(checked, cache=mode)
         else:
             display = LiveDisplay(err if not out.is_terminal else out)
@@ -82,6 +94,15 @@ def run(
     else:
         render_summary(out, execution)
     raise typer.Exit(EXIT_OK if execution.status is WorkflowStatus.SUCCEEDED else EXIT_FAILED)
+
+
+def _run_on_cluster(workbench: Any, checked: Any, mode: str, *, quiet: bool) -> Any:
+    """Submit, then wait, saying what the cluster is doing (no live events yet: they come
+    through the shared store)."""
+    execution_id = workbench.submit_blocking(checked, cache=mode)
+    if not quiet:
+        err.print(f"submitted {execution_id}; waiting for the cluster…", highlight=False)
+    return workbench.wait_blocking(execution_id)
 
 
 @app.command()

@@ -47,15 +47,15 @@ class Workbench:
 
     @classmethod
     def connect(cls, profile: str | None = None) -> Workbench:
-        """Local by default. Cluster profiles are not available in this version."""
-        if profile is not None:
-            from workbench.errors import WorkbenchError
+        """Local without a profile; with one (a name under clusters/ or a path), a client of
+        that cluster: workflows are submitted to its instances, which run them."""
+        if profile is None:
+            return cls(DistributedOrchestrator("local"))
+        import secrets
 
-            raise WorkbenchError(
-                f"cluster profiles are not supported by this version (asked for {profile!r}); "
-                "use Workbench.local(), or set WORKBENCH_SCHEDULER_ADDRESS to use a Dask scheduler"
-            )
-        return cls(DistributedOrchestrator("local"))
+        return cls(
+            DistributedOrchestrator(f"client-{secrets.token_hex(3)}", profile=profile, member=False)
+        )
 
     # -- plumbing ------------------------------------------------------------------------------
     def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -101,6 +101,22 @@ class Workbench:
         finally:
             if subscription is not None:
                 subscription.close()
+
+    def submit_blocking(
+        self, spec_or_path: WorkflowInput, *, cache: CacheMode | str = CacheMode.USE
+    ) -> str:
+        """Submit and return the execution id at once (`wait_blocking` waits for it)."""
+        checked = self.validate(spec_or_path)
+        execution_id: str = self._call(
+            partial(self.orchestrator.submit_ml_workflow, checked, cache=cache)
+        )
+        return execution_id
+
+    def wait_blocking(self, execution_id: str, timeout: float | None = None) -> WorkflowExecution:
+        execution: WorkflowExecution = self._call(
+            self.orchestrator.wait_for_execution, execution_id, timeout
+        )
+        return execution
 
     def cancel(self, execution_id: str) -> None:
         self._call(self.orchestrator.cancel_execution, execution_id)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from workbench.cache.entry import CacheEntry
@@ -34,6 +34,9 @@ class RunCache:
         self.hits: dict[str, CacheEntry] = {}
         self._claims: dict[str, Claim] = {}
         self._ledger: dict[str, LedgerRecord] = {}
+        # Told which tasks' writes are over (stored or not): cluster mode commits a task's
+        # completion only after its checkpoint is in.
+        self.on_settled: Callable[[list[str]], None] | None = None
 
     async def resolve(self) -> dict[str, CacheEntry]:
         """Find every hit and claim every key this run will compute.
@@ -92,6 +95,8 @@ class RunCache:
             if task_id in stored:
                 self._remember(task_id)
             self.release(task_id)
+        if self.on_settled is not None:
+            self.on_settled([task_id for task_id, _ in done])
 
     def _entry(self, task_id: str, record: TaskRecord, payload: bytes) -> tuple[str, CacheEntry]:
         meta = {

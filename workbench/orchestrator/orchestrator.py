@@ -13,16 +13,17 @@ from typing import Any
 
 from workbench.cache.fingerprints import FileFingerprints
 from workbench.cache.result_cache import ResultCache
-from workbench.config import Settings
+from workbench.config import Settings, load_profile
 from workbench.dag.records import TaskRecord, WorkflowExecution
 from workbench.dag.states import TaskState
-from workbench.errors import ExecutionNotFoundError, WorkbenchError
+from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError, WorkbenchError
 from workbench.events.bus import InProcessBus
 from workbench.execution.cache_plan import CacheMode, plan_cache
 from workbench.execution.dag_executor import ExecutionRun
 from workbench.execution.dask_executor import DaskExecutor
 from workbench.execution.invocation import TaskInvocation
 from workbench.execution.run_cache import RunCache
+from workbench.orchestrator.instance import ClusterInstance, summary_key
 from workbench.spec.models import WorkflowSpec
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
@@ -39,6 +40,10 @@ class DistributedOrchestrator:
         orchestrator = DistributedOrchestrator("instance-1")
         execution_id = await orchestrator.submit_ml_workflow(workflow)
         execution = await orchestrator.wait_for_execution(execution_id)
+
+    With a profile (or WORKBENCH_REDIS_URL) it is one instance of a cluster: executions live in
+    Redis, the leader assigns them to instances, and any instance (or a client, `member=False`)
+    submits, follows, cancels and fetches results.
     """
 
     def __init__(
@@ -48,9 +53,16 @@ class DistributedOrchestrator:
         settings: Settings | None = None,
         cluster: Any = None,
         bus: InProcessBus | None = None,
+        profile: str | Path | None = None,
+        member: bool = True,
     ) -> None:
         self.instance_id = instance_id
-        self.settings = settings or Settings()
+        if settings is None:
+            settings = load_profile(profile) if profile is not None else Settings()
+        self.settings = settings
+        self.cluster = (
+            ClusterInstance(instance_id, settings, member=member) if settings.cluster_mode else None
+        )
         self.bus = bus or InProcessBus()
         self.executor = DaskExecutor(self.settings, cluster=cluster)
         self.executor.on_worker_event(self._route_worker_event)
@@ -67,9 +79,20 @@ class DistributedOrchestrator:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            await self.executor.start()
+            if self.cluster is None:
+                await self.executor.start()
+                return
+            await self.cluster.connect()
+            if self.cluster.member and self.cluster.cluster is None:
+                try:
+                    await self.executor.start()
+                except ConnectionError as exc:
+                    raise ClusterUnavailableError(str(exc)) from None
+                await self.cluster.join(self._prepare_run, self.bus.subscribe, self._forget)
 
     async def close(self) -> None:
+        if self.cluster is not None:
+            await self.cluster.leave()
         for run in list(self._runs.values()):
             run.cancel("the orchestrator is shutting down")
         if self._tasks:
@@ -106,6 +129,9 @@ class DistributedOrchestrator:
         """
         mode = CacheMode(cache)
         checked = await asyncio.to_thread(load_workflow, workflow)
+        if self.cluster is not None:
+            await self.start()
+            return await self.cluster.submit(checked, mode.value)
         execution_id = f"{checked.spec.workflow_id}-{secrets.token_hex(4)}"
         execution = _new_execution(execution_id, checked)
         run = ExecutionRun(
@@ -138,6 +164,26 @@ class DistributedOrchestrator:
             self._runs.pop(execution_id, None)
             self._keep_results(execution_id, run)
 
+    async def _prepare_run(
+        self, checked: CheckedWorkflow, execution: WorkflowExecution, mode: CacheMode
+    ) -> ExecutionRun:
+        """A run of an execution this instance owns in a cluster; worker reports reach it."""
+        execution_id = execution.execution_id
+        run = ExecutionRun(
+            execution,
+            _invocations(execution_id, checked),
+            list(checked.order),
+            self.executor,
+            self.bus.publish,
+            self.instance_id,
+        )
+        run.cache = await self._run_cache(checked, execution_id, mode)
+        self._runs[execution_id] = run
+        return run
+
+    def _forget(self, execution_id: str) -> None:
+        self._runs.pop(execution_id, None)
+
     async def _run_cache(
         self, checked: CheckedWorkflow, execution_id: str, mode: CacheMode
     ) -> RunCache | None:
@@ -168,23 +214,33 @@ class DistributedOrchestrator:
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = None
     ) -> WorkflowExecution:
+        if self.cluster is not None:
+            return await self.cluster.wait(execution_id, timeout)
         task = self._tasks.get(execution_id)
         if task is None:
             raise ExecutionNotFoundError(execution_id)
         return await asyncio.wait_for(asyncio.shield(task), timeout)
 
     def get_execution(self, execution_id: str) -> WorkflowExecution:
+        if self.cluster is not None:
+            return self.cluster.get_now(execution_id)
         try:
             return self._executions[execution_id]
         except KeyError:
             raise ExecutionNotFoundError(execution_id) from None
 
     def list_executions(self) -> list[WorkflowExecution]:
+        if self.cluster is not None:
+            return self.cluster.list_now()
         return list(self._executions.values())
 
     async def cancel_execution(
         self, execution_id: str, reason: str = "cancelled by the user"
     ) -> None:
+        if self.cluster is not None:
+            await self.cluster.cancel(execution_id)
+            await self.wait_for_execution(execution_id)
+            return
         self.get_execution(execution_id)
         run = self._runs.get(execution_id)
         if run is not None:
@@ -193,6 +249,8 @@ class DistributedOrchestrator:
 
     async def fetch_result(self, execution_id: str, task_id: str) -> TaskResult:
         """Bring one task's full result (its output included) from the cluster."""
+        if self.cluster is not None:
+            return await self._cluster_result(await self.cluster.get(execution_id), task_id)
         execution = self.get_execution(execution_id)
         record = execution.tasks.get(task_id)
         if record is None:
@@ -215,6 +273,29 @@ class DistributedOrchestrator:
                 f"{self.settings.keep_results} executions keep them; set WORKBENCH_KEEP_RESULTS)"
             )
         result: TaskResult = await future
+        return result
+
+    async def _cluster_result(self, execution: WorkflowExecution, task_id: str) -> TaskResult:
+        """In a cluster every committed result is a checkpoint in the shared cache."""
+        from workbench.spec.models import CacheStrategy
+
+        record = execution.tasks.get(task_id)
+        if record is None or not record.state.succeeded:
+            state = record.state.value if record else "not a task of it"
+            raise WorkbenchError(
+                f"task {task_id!r} of {execution.execution_id!r} has no result ({state})"
+            )
+        found = summary_key(execution, task_id)
+        entry = None
+        if found is not None:
+            key, strategy = found
+            entry = await asyncio.to_thread(self.cache.lookup, key, CacheStrategy(strategy))
+        if entry is None:
+            raise WorkbenchError(
+                f"the result of task {task_id!r} is not in the shared cache (its strategy is "
+                "none, or the entry expired); run the workflow again to recompute it"
+            )
+        result: TaskResult = pickle.loads(entry.result)
         return result
 
     async def _cached_result(self, cache: RunCache, task_id: str) -> TaskResult:

@@ -1,0 +1,1 @@
+"""Cluster mode's shared state: executions, instances, leadership and ownership."""

@@ -1,0 +1,212 @@
+"""This instance's part in a cluster: heartbeats, leader election, and, while it leads,
+assignment of executions to instances.
+
+Leadership is a lease. The leader renews it every `renew_interval_ms`; a leader that has not
+renewed for `renew_deadline_ms` (shorter than the lease) steps down by itself, and it checks
+that deadline before every leader action, so even a process paused past its lease does not act
+as leader when it wakes up. Every assignment also carries the fencing token, which the store
+checks atomically: whatever the clocks say, a stale leader's write is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from enum import StrEnum
+
+from workbench.config import Settings
+from workbench.coordination.base import (
+    InstanceInfo,
+    LeaderElection,
+    Refusal,
+    StateStore,
+    StoredExecution,
+)
+from workbench.dag.states import WorkflowStatus
+
+log = logging.getLogger(__name__)
+
+
+class Role(StrEnum):
+    FOLLOWER = "follower"
+    LEADER = "leader"
+
+
+class ClusterMember:
+    def __init__(
+        self,
+        instance_id: str,
+        settings: Settings,
+        store: StateStore,
+        election: LeaderElection,
+        load: Callable[[], int],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.instance_id = instance_id
+        self.settings = settings
+        self.store = store
+        self.election = election
+        self._load = load
+        self._clock = clock
+        self.token: int | None = None
+        self._renewed_at = 0.0  # when the last successful renewal (or acquisition) began
+        self.started_at = time.time()
+        self.assignments = 0  # made while leading (for status and benchmarks)
+        self.first_assignment_at: float | None = None  # wall clock, per leadership
+        self._tasks: list[asyncio.Task[None]] = []
+
+    @property
+    def role(self) -> Role:
+        return Role.LEADER if self.leading else Role.FOLLOWER
+
+    @property
+    def leading(self) -> bool:
+        """Leader now: holds a token and renewed recently enough that the lease is surely
+        still its own (the deadline is shorter than the lease)."""
+        if self.token is None:
+            return False
+        if self._clock() - self._renewed_at > self.settings.renew_deadline_ms / 1000:
+            self._step_down("it could not renew its lease in time")
+            return False
+        return True
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.heartbeat()  # visible to the leader before the first assignment round
+        self._tasks = [
+            asyncio.create_task(self._heartbeat_loop(), name=f"{self.instance_id}-heartbeat"),
+            asyncio.create_task(self._lead_loop(), name=f"{self.instance_id}-lead"),
+        ]
+
+    async def stop(self, *, leave: bool = True) -> None:
+        """Stop the loops; with `leave`, give leadership up at once and deregister, so the
+        others take over without waiting for a lease or a heartbeat to expire."""
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+        if leave:
+            token, self.token = self.token, None
+            try:
+                if token is not None:
+                    await asyncio.to_thread(self.election.release, token)
+                await asyncio.to_thread(self.store.remove_instance, self.instance_id)
+            except Exception as exc:  # the lease and heartbeat will expire anyway
+                log.warning("%s could not leave the cluster cleanly: %s", self.instance_id, exc)
+
+    # -- heartbeats ----------------------------------------------------------------------------
+    def info(self) -> InstanceInfo:
+        return InstanceInfo(
+            instance_id=self.instance_id,
+            capacity=self.settings.capacity,
+            load=self._load(),
+            heartbeat_at=time.time(),
+            started_at=self.started_at,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+
+    async def heartbeat(self) -> None:
+        await asyncio.to_thread(
+            self.store.heartbeat, self.info(), self.settings.heartbeat_ttl_ms / 1000
+        )
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_interval_ms / 1000)
+            try:
+                await self.heartbeat()
+            except Exception as exc:
+                log.warning("%s heartbeat failed: %s", self.instance_id, exc)
+
+    # -- leadership ----------------------------------------------------------------------------
+    async def _lead_loop(self) -> None:
+        poll = self.settings.poll_interval_ms / 1000
+        while True:
+            try:
+                await self._lead_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # Redis away: the deadline check steps a leader down
+                log.warning("%s leader loop: %s", self.instance_id, exc)
+            await asyncio.sleep(poll)
+
+    async def _lead_once(self) -> None:
+        if self.token is None:
+            started = self._clock()
+            token = await asyncio.to_thread(self.election.try_acquire)
+            if token is not None:
+                self.token, self._renewed_at = token, started
+                self.first_assignment_at = None
+                log.info("%s leads the cluster (fencing token %d)", self.instance_id, token)
+        elif self._clock() - self._renewed_at >= self.settings.renew_interval_ms / 1000:
+            started = self._clock()
+            if await asyncio.to_thread(self.election.renew, self.token):
+                self._renewed_at = started
+            else:
+                self._step_down("another instance holds the lease")
+        if self.leading:
+            await self.assign_round()
+
+    def _step_down(self, why: str) -> None:
+        if self.token is not None:
+            log.warning("%s steps down as leader: %s", self.instance_id, why)
+        self.token = None
+
+    # -- assignment ----------------------------------------------------------------------------
+    async def assign_round(self) -> int:
+        """Give pending executions, and those of instances that died, to the live instances
+        with the most free capacity. Returns how many were assigned."""
+        live = {i.instance_id: i for i in await asyncio.to_thread(self.store.instances)}
+        if not live:
+            return 0
+        unfinished: list[StoredExecution] = []
+        for status in (WorkflowStatus.PENDING, WorkflowStatus.RUNNING):
+            unfinished += await asyncio.to_thread(self.store.list_executions, status=status)
+        free = {iid: info.capacity for iid, info in live.items()}
+        waiting: list[StoredExecution] = []
+        for execution in unfinished:
+            if execution.owner in free:
+                free[execution.owner] -= 1
+            else:  # no owner yet, or an owner whose heartbeat expired
+                waiting.append(execution)
+        waiting.sort(key=lambda e: e.submitted_at)
+        assigned = 0
+        for execution in waiting:
+            target = max(free, key=lambda iid: (free[iid], iid))
+            if free[target] <= 0:
+                break  # every live instance is full: the rest wait for capacity
+            if not self.leading:
+                return assigned
+            assert self.token is not None
+            result = await asyncio.to_thread(
+                self.store.assign,
+                execution.execution_id,
+                target,
+                leader=self.instance_id,
+                token=self.token,
+            )
+            if result.refusal is Refusal.STALE_TOKEN:
+                self._step_down("the store refused its fencing token")
+                return assigned
+            if result.ok:
+                free[target] -= 1
+                assigned += 1
+                self.assignments += 1
+                if self.first_assignment_at is None:
+                    self.first_assignment_at = time.time()
+                previous = f" (from {execution.owner}, gone)" if execution.owner else ""
+                log.info(
+                    "%s assigned %s to %s at epoch %s%s",
+                    self.instance_id,
+                    execution.execution_id,
+                    target,
+                    result.epoch,
+                    previous,
+                )
+        return assigned
