@@ -12,11 +12,17 @@ import typer
 from rich.table import Table
 
 from workbench.cli.output import fail, out
+from workbench.config import Settings
 from workbench.errors import WorkbenchError
 
 cache_app = typer.Typer(help="Inspect and manage the result cache.", no_args_is_help=True)
 
 VERDICT_STYLE = {"hit": "green", "miss": "yellow", "not cached": "dim"}
+
+
+ProfileOption = Annotated[
+    str | None, typer.Option("--profile", "-p", help="A cluster profile: its Redis cache too.")
+]
 
 
 class Store(StrEnum):
@@ -30,18 +36,18 @@ class Store(StrEnum):
 def explain(
     file: Annotated[Path, typer.Argument(help="A workflow spec (.yaml, .yml or .json).")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """For every task: its key, whether it would hit, and for a miss what changed since its
     last run (parameter, upstream result, data file, code, library version)."""
     from workbench.cache.fingerprints import FileFingerprints
     from workbench.cache.result_cache import ResultCache
-    from workbench.config import Settings
     from workbench.execution.cache_explain import explain_workflow
     from workbench.tasks.checks import load_workflow
 
     try:
         checked = load_workflow(file)
-        settings = Settings()
+        settings = _settings(profile)
         cache = ResultCache(settings)
         fingerprints = FileFingerprints(settings.cache_dir / "fingerprints.json")
         explanations = explain_workflow(checked, cache, fingerprints)
@@ -68,14 +74,17 @@ def explain(
 
 
 @cache_app.command()
-def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False) -> None:
+def stats(
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    profile: ProfileOption = None,
+) -> None:
     """Entries, bytes, hits and misses of every cache store this configuration reaches."""
     from dataclasses import asdict
 
     from workbench.cache.result_cache import ResultCache
 
     try:
-        cache = ResultCache()
+        cache = ResultCache(_settings(profile))
         rows = cache.stats()
         cache.close()
     except WorkbenchError as exc:
@@ -106,12 +115,13 @@ def stats(as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] =
 def clear(
     store: Annotated[Store, typer.Option(help="Which store to empty.")] = Store.ALL,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    profile: ProfileOption = None,
 ) -> None:
     """Remove cached results (the record of earlier runs that `explain` reads is kept)."""
     from workbench.cache.result_cache import ResultCache
 
     try:
-        cache = ResultCache()
+        cache = ResultCache(_settings(profile))
         backends = [
             b for b in cache.configured_backends() if store is Store.ALL or b.name == store.value
         ]
@@ -127,6 +137,12 @@ def clear(
     except WorkbenchError as exc:
         raise fail(exc) from None
     out.print(f"removed {removed:,} cached results from {where}")
+
+
+def _settings(profile: str | None) -> Settings:
+    from workbench.config import load_profile
+
+    return load_profile(profile) if profile else Settings()
 
 
 def _size(count: int | None) -> str:

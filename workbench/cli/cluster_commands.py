@@ -95,12 +95,15 @@ def status(
     if as_json:
         sys.stdout.write(json.dumps(report, default=str) + "\n")
         return
-    instances = Table("instance", "role", "heartbeat age", "capacity", "load", "host", "pid")
+    instances = Table(
+        "instance", "role", "state", "heartbeat age", "capacity", "load", "host", "pid"
+    )
     for item in report["instances"]:
         role = f"leader (token {report['leader']['token']})" if item["leader"] else "member"
         instances.add_row(
             item["instance_id"],
             role,
+            "degraded" if item["degraded"] else "ok",
             f"{item['heartbeat_age_s']:.1f}s",
             str(item["capacity"]),
             str(item["load"]),
@@ -140,6 +143,7 @@ def _status(settings: Any) -> dict[str, Any]:
                 "load": info.load,
                 "host": info.host,
                 "pid": info.pid,
+                "degraded": info.degraded,
             }
             for info in sorted(store.instances(), key=lambda i: i.instance_id)
         ]

@@ -64,6 +64,8 @@ class InstanceInfo:
     started_at: float = 0.0
     host: str = ""
     pid: int = 0
+    # It lost the store for a while: its commits were buffered (and may still be).
+    degraded: bool = False
 
     @property
     def free(self) -> int:

@@ -109,6 +109,7 @@ class ClusterMember:
             started_at=self.started_at,
             host=socket.gethostname(),
             pid=os.getpid(),
+            degraded=bool(getattr(self.store, "degraded", False)),
         )
 
     async def heartbeat(self) -> None:
