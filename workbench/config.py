@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     threads_per_worker: int = Field(1, ge=1)
     worker_memory_limit: str = Field("auto", description="Per local worker, e.g. '4GiB'.")
     home: Path = Field(Path(".workbench"), description="Local state: runs, outputs, caches.")
+    connect_timeout_s: float = Field(
+        10.0, gt=0, description="How long to try reaching the Dask scheduler before giving up."
+    )
     keep_results: int = Field(
         4, ge=0, description="Finished executions whose task outputs stay on the workers."
     )
@@ -43,6 +46,12 @@ class Settings(BaseSettings):
     )
     cache_secret: SecretStr | None = Field(
         None, description="HMAC key for cache entries; every instance of a cluster needs the same."
+    )
+    cache_flight_lease_ms: int = Field(
+        5000,
+        ge=100,
+        description="Lease of a single-flight claim in Redis, renewed while the task runs; "
+        "after a crash, others wait at most this long before computing it themselves.",
     )
     cache_key_file: Path | None = Field(
         None, description="Where the local HMAC key lives; default: the user's config folder."

@@ -29,8 +29,6 @@ from workbench.spec.models import CacheStrategy
 log = logging.getLogger(__name__)
 security_log = logging.getLogger("workbench.security")
 
-NAMESPACE = "workbench"
-
 
 class ResultCache:
     def __init__(self, settings: Settings | None = None) -> None:
@@ -44,10 +42,14 @@ class ResultCache:
         self._secret: bytes | None = None
         self.notices: list[str] = []  # one line per fallback taken, for the CLI to show
         self.flights: Flights = (
-            RedisFlights(self._client(), NAMESPACE) if self.settings.redis_url else LocalFlights()
+            RedisFlights(
+                self._client(), self.settings.namespace, self.settings.cache_flight_lease_ms / 1000
+            )
+            if self.settings.redis_url
+            else LocalFlights()
         )
         self.ledger: Ledger = (
-            RedisLedger(self._client(), NAMESPACE)
+            RedisLedger(self._client(), self.settings.namespace)
             if self.settings.redis_url
             else DiskLedger(self.settings.cache_dir / "ledger")
         )
@@ -98,7 +100,7 @@ class ResultCache:
             assert self.settings.redis_url is not None
             self._redis = RedisBackend(
                 self.settings.redis_url,
-                namespace=NAMESPACE,
+                namespace=self.settings.namespace,
                 ttl_s=self.settings.cache_ttl_s,
                 chunk_bytes=int(self.settings.cache_chunk_bytes),
                 client=self._client(),

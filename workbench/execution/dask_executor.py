@@ -59,13 +59,18 @@ class DaskExecutor:
         if target is None:
             target = self._owned_cluster = await self._start_local_cluster()
         try:
-            self.client = await Client(target, asynchronous=True, set_as_default=False)
+            self.client = await Client(
+                target,
+                asynchronous=True,
+                set_as_default=False,
+                timeout=self.settings.connect_timeout_s,
+            )
         except OSError as exc:
             await self._close_owned_cluster()
             raise ConnectionError(
-                f"cannot reach the Dask scheduler at {target}: {exc}. "
-                "Start one with `dask scheduler`, or unset WORKBENCH_SCHEDULER_ADDRESS "
-                "to run locally."
+                f"cannot reach the Dask scheduler at {target}: {str(exc).rstrip('.')}. Start "
+                "one with `dask scheduler`, or fix scheduler_address (WORKBENCH_SCHEDULER_ADDRESS"
+                " or the profile; without one, Workbench runs a local cluster)"
             ) from exc
         self.client.subscribe_topic(TASK_EVENTS_TOPIC, self._dispatch)
 

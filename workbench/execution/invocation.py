@@ -29,10 +29,13 @@ class TaskInvocation:
     timeout_s: float | None
     base_dir: str
     dependencies: tuple[str, ...]
+    # Tells apart the runs of one execution by successive owners in a cluster ("@2"), so a
+    # new owner's tasks never share Dask keys with what the previous owner left behind.
+    run_tag: str = ""
 
     @property
     def dask_key(self) -> tuple[str, str]:
-        return dask_key(self.execution_id, self.task_id)
+        return dask_key(self.execution_id + self.run_tag, self.task_id)
 
 
 def pack(invocation: TaskInvocation) -> bytes:

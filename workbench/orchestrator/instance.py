@@ -52,8 +52,8 @@ def connect_store(settings: Settings) -> tuple[Any, StateStore]:
     except redis.exceptions.RedisError as exc:
         client.close()
         raise ClusterUnavailableError(
-            f"cannot reach Redis at {_masked(settings.redis_url)}: {exc}. Start redis-server, "
-            "or fix redis_url in the profile (WORKBENCH_REDIS_URL)"
+            f"cannot reach Redis at {_masked(settings.redis_url)}: {str(exc).rstrip('.')}. "
+            "Start redis-server, or fix redis_url in the profile (WORKBENCH_REDIS_URL)"
         ) from None
     store = RedisStateStore(client, namespace=settings.namespace)
     return client, ResilientStateStore(store, name=f"Redis at {_masked(settings.redis_url)}")

@@ -165,13 +165,13 @@ class DistributedOrchestrator:
             self._keep_results(execution_id, run)
 
     async def _prepare_run(
-        self, checked: CheckedWorkflow, execution: WorkflowExecution, mode: CacheMode
+        self, checked: CheckedWorkflow, execution: WorkflowExecution, mode: CacheMode, epoch: int
     ) -> ExecutionRun:
         """A run of an execution this instance owns in a cluster; worker reports reach it."""
         execution_id = execution.execution_id
         run = ExecutionRun(
             execution,
-            _invocations(execution_id, checked),
+            _invocations(execution_id, checked, run_tag=f"@{epoch}"),
             list(checked.order),
             self.executor,
             self.bus.publish,
@@ -327,7 +327,9 @@ def _new_execution(execution_id: str, checked: CheckedWorkflow) -> WorkflowExecu
     )
 
 
-def _invocations(execution_id: str, checked: CheckedWorkflow) -> dict[str, TaskInvocation]:
+def _invocations(
+    execution_id: str, checked: CheckedWorkflow, run_tag: str = ""
+) -> dict[str, TaskInvocation]:
     spec = checked.spec
     invocations = {}
     for task in spec.tasks:
@@ -345,5 +347,6 @@ def _invocations(execution_id: str, checked: CheckedWorkflow) -> dict[str, TaskI
             timeout_s=task.timeout_s,
             base_dir=str(checked.base_dir),
             dependencies=tuple(dict.fromkeys(task.dependencies)),
+            run_tag=run_tag,
         )
     return invocations

@@ -27,7 +27,7 @@ from workbench.tasks.checks import CheckedWorkflow, load_workflow
 
 log = logging.getLogger(__name__)
 
-RunFactory = Callable[[CheckedWorkflow, WorkflowExecution, CacheMode], Awaitable[ExecutionRun]]
+RunFactory = Callable[[CheckedWorkflow, WorkflowExecution, CacheMode, int], Awaitable[ExecutionRun]]
 Subscribe = Callable[[Callable[[Event], None], str], Any]
 
 
@@ -106,7 +106,7 @@ class OwnedRun:
                 },
             )
             run = self.run = await self._make_run(
-                checked, execution, CacheMode(self.stored.cache_mode)
+                checked, execution, CacheMode(self.stored.cache_mode), self.epoch
             )
             if run.cache is not None:
                 run.cache.on_settled = self._checkpointed
