@@ -82,6 +82,7 @@ class ExecutionRun:
         self._instance_id = instance_id
         self._seq = 0
         self._dependencies = {tid: inv.dependencies for tid, inv in invocations.items()}
+        self._run_tag = next(iter(invocations.values())).run_tag if invocations else ""
         self.machine = DAGStateMachine(execution, self._dependencies, order)
         self.futures: dict[str, Any] = {}
         self._done = asyncio.Event()
@@ -229,8 +230,8 @@ class ExecutionRun:
     # -- reports from workers ------------------------------------------------------------------
     def on_worker_event(self, message: dict[str, Any]) -> None:
         task_id = message["t"]
-        if task_id not in self.invocations:
-            return
+        if task_id not in self.invocations or message.get("r", "") != self._run_tag:
+            return  # not ours: another task, or an earlier owner's run of this execution
         kind, at = message["k"], message["at"]
         if kind == "started":
             self.handle(TaskStarted(task_id, message["attempt"], message.get("worker"), at))

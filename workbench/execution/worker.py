@@ -44,6 +44,8 @@ class TopicSink:
 
     def __init__(self, invocation: TaskInvocation) -> None:
         self._header = {"e": invocation.execution_id, "t": invocation.task_id}
+        if invocation.run_tag:  # which owner's run, in a cluster (see TaskInvocation.run_tag)
+            self._header["r"] = invocation.run_tag
         try:
             from distributed import get_worker
 

@@ -108,6 +108,8 @@ class OwnedRun:
             run = self.run = await self._make_run(
                 checked, execution, CacheMode(self.stored.cache_mode), self.epoch
             )
+            if self.lost:  # handed back or taken over while it was loading
+                return
             if run.cache is not None:
                 run.cache.on_settled = self._checkpointed
             subscription = self._subscribe(self._on_event, self.execution_id)
