@@ -53,6 +53,12 @@ class Settings(BaseSettings):
         description="Lease of a single-flight claim in Redis, renewed while the task runs; "
         "after a crash, others wait at most this long before computing it themselves.",
     )
+    cache_write_retry_s: float = Field(
+        60.0,
+        ge=0,
+        description="In a cluster, how long a failed checkpoint write is retried (Redis away) "
+        "before the task's completion is committed without it.",
+    )
     cache_key_file: Path | None = Field(
         None, description="Where the local HMAC key lives; default: the user's config folder."
     )
@@ -91,6 +97,43 @@ class Settings(BaseSettings):
     @property
     def cluster_mode(self) -> bool:
         return self.redis_url is not None
+
+    # -- events (Kafka) -------------------------------------------------------------------------
+    kafka_bootstrap_servers: str | None = Field(
+        None,
+        description="Kafka brokers, 'host:port[,host:port...]'; unset means no Kafka events.",
+    )
+    kafka_topic: str = Field(
+        "workbench.events",
+        pattern=r"^[A-Za-z0-9._-]{1,249}$",
+        description="The topic every instance publishes its events to.",
+    )
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT",
+        pattern=r"^(PLAINTEXT|SSL|SASL_PLAINTEXT|SASL_SSL)$",
+        description="PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL.",
+    )
+    kafka_sasl_mechanism: str | None = Field(
+        None,
+        pattern=r"^(PLAIN|SCRAM-SHA-256|SCRAM-SHA-512)$",
+        description="With SASL_*: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (user and password).",
+    )
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: Path | None = Field(
+        None, description="CA bundle for SSL / SASL_SSL; unset means the system's CAs."
+    )
+    events_queue_size: int = Field(
+        10_000,
+        ge=1,
+        description="Events waiting for Kafka; beyond it progress is coalesced or dropped first.",
+    )
+    events_send_timeout_s: float = Field(
+        2.0, gt=0, description="How long one batch may wait for the broker before it counts failed."
+    )
+    events_shutdown_timeout_s: float = Field(
+        3.0, gt=0, description="Longest time closing the publisher may take, broker up or down."
+    )
 
 
 PROFILE_DIRS_ENV = "WORKBENCH_PROFILES"

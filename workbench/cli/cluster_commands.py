@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import signal
 import socket
@@ -57,6 +58,12 @@ def orchestrator(
     except WorkbenchError as exc:
         raise fail(exc) from None
     name = instance_id or f"{socket.gethostname()}-{os.getpid()}"
+    logging.basicConfig(
+        level=logging.INFO,
+        format=f"%(asctime)s {name} %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    logging.getLogger("distributed").setLevel(logging.WARNING)
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -66,6 +66,10 @@ class Keys:
         return f"{self.namespace}:pending"
 
     @property
+    def unfinished(self) -> str:
+        return f"{self.namespace}:unfinished"
+
+    @property
     def instances(self) -> str:
         return f"{self.namespace}:instances"
 

@@ -44,12 +44,13 @@ local function refusal(key, owner, epoch)
 end
 """
 
-# KEYS: exec, pending, executions. ARGV: id, submitted_at, field, value, field, value...
+# KEYS: exec, pending, executions, unfinished. ARGV: id, submitted_at, field, value, ...
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 for i = 3, #ARGV, 2 do redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
 redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('ZADD', KEYS[4], ARGV[2], ARGV[1])
 return 1
 """
 
@@ -75,7 +76,7 @@ redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
 return {1}
 """
 
-# KEYS: exec, owner's index, pending. ARGV: owner, epoch, status, record, id
+# KEYS: exec, owner's index, pending, unfinished. ARGV: owner, epoch, status, record, id
 _COMMIT_EXECUTION = """
 local why = refusal(KEYS[1], ARGV[1], ARGV[2])
 if why then return {0, why} end
@@ -83,6 +84,7 @@ redis.call('HSET', KEYS[1], 'status', ARGV[3], 'record', ARGV[4])
 if TERMINAL[ARGV[3]] then
   redis.call('SREM', KEYS[2], ARGV[5])
   redis.call('ZREM', KEYS[3], ARGV[5])
+  redis.call('ZREM', KEYS[4], ARGV[5])
 end
 return {1}
 """
@@ -172,7 +174,8 @@ class RedisStateStore:
         k = self.keys
         args = [execution.execution_id, submitted, *(p for f in fields.items() for p in f)]
         created = self._create(
-            keys=[k.execution(execution.execution_id), k.pending, k.executions], args=args
+            keys=[k.execution(execution.execution_id), k.pending, k.executions, k.unfinished],
+            args=args,
         )
         if not int(created):
             raise ValueError(f"execution {execution.execution_id!r} already exists")
@@ -186,6 +189,9 @@ class RedisStateStore:
         if owner is not None and status is not None and not status.terminal:
             # exact: the owner index holds precisely the unfinished executions it owns
             ids = [_text(i) for i in self._client.smembers(self.keys.owner(owner))]
+        elif status is not None and not status.terminal:
+            # the leader's every round: only what has not finished, however long the history
+            ids = self._sorted_ids(self.keys.unfinished)
         else:
             ids = self._sorted_ids(self.keys.executions)
         found: list[StoredExecution] = []
@@ -248,7 +254,8 @@ class RedisStateStore:
         return _result(self._request_cancel(keys=[self.keys.execution(execution_id)]))
 
     def _owned_keys(self, execution_id: str, owner: str) -> list[str]:
-        return [self.keys.execution(execution_id), self.keys.owner(owner), self.keys.pending]
+        k = self.keys
+        return [k.execution(execution_id), k.owner(owner), k.pending, k.unfinished]
 
     # -- instances -----------------------------------------------------------------------------
     def heartbeat(self, info: InstanceInfo, ttl_s: float) -> None:

@@ -313,8 +313,7 @@ class ExecutionRun:
                 payloads = await self.executor.fetch_payloads([self.futures[t] for t in batch])
             except Exception as exc:  # e.g. the worker holding them died: no entry, no harm
                 log.warning("results of %s were not cached: %s", ", ".join(batch), exc)
-                for task_id in batch:
-                    cache.release(task_id)
+                cache.give_up(batch)
                 continue
             await cache.store([(t, self.execution.tasks[t]) for t in batch], payloads)
 

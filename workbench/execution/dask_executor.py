@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 
 # Messages the client may queue for the scheduler before submission waits (see drain).
 MAX_QUEUED_MESSAGES = 400
+# Dask runs higher priorities first among queued tasks.
+CHECKPOINT_PRIORITY = 1_000_000
 
 
 def _result_report(result: Any) -> dict[str, Any]:
@@ -158,7 +160,13 @@ class DaskExecutor:
             where = holders.get(handle.key) or [None]
             groups.setdefault(where[0], []).append(index)
         jobs = [
-            self.client.submit(dump_results, *(handles[i] for i in indexes), pure=False)
+            # Ahead of queued task bodies: a checkpoint is what a failover resumes from.
+            self.client.submit(
+                dump_results,
+                *(handles[i] for i in indexes),
+                pure=False,
+                priority=CHECKPOINT_PRIORITY,
+            )
             for indexes in groups.values()
         ]
         payloads: list[bytes] = [b""] * len(handles)

@@ -18,6 +18,10 @@ from workbench.execution.cache_plan import TaskCachePlan
 
 log = logging.getLogger(__name__)
 
+# Backoff between attempts at writes that failed.
+RETRY_FIRST_S = 0.25
+RETRY_MAX_S = 5.0
+
 
 class RunCache:
     def __init__(
@@ -26,6 +30,8 @@ class RunCache:
         plans: Mapping[str, TaskCachePlan],
         workflow_id: str,
         execution_id: str,
+        *,
+        retry_s: float = 0.0,
     ) -> None:
         self.cache = cache
         self.plans = plans
@@ -37,6 +43,8 @@ class RunCache:
         # Told which tasks' writes are over (stored or not): cluster mode commits a task's
         # completion only after its checkpoint is in.
         self.on_settled: Callable[[list[str]], None] | None = None
+        self.retry_s = retry_s
+        self._errors: dict[str, Exception] = {}
 
     async def resolve(self) -> dict[str, CacheEntry]:
         """Find every hit and claim every key this run will compute.
@@ -84,19 +92,38 @@ class RunCache:
     async def store(
         self, done: Sequence[tuple[str, TaskRecord]], payloads: Sequence[bytes]
     ) -> None:
-        """Write computed results (pickled by the workers); a failed write is logged, never
-        fatal. Claims are released once the entries are in, so waiters find them."""
-        entries = [
+        """Write computed results (pickled by the workers). Writes that fail are tried again
+        for up to `retry_s` (a Redis outage in a cluster: the checkpoint is what a failover
+        resumes from), then given up: logged, never fatal. Claims are released once the
+        entries are in, so waiters find them; `on_settled` hears of each task once."""
+        waiting = dict(
             self._entry(task_id, record, payload)
             for (task_id, record), payload in zip(done, payloads, strict=True)
-        ]
-        stored = await asyncio.to_thread(self._write, entries)
-        for task_id, _ in done:
-            if task_id in stored:
+        )
+        delay, deadline = RETRY_FIRST_S, time.monotonic() + self.retry_s
+        while True:
+            stored = await asyncio.to_thread(self._write, list(waiting.items()))
+            self._settle(stored)
+            waiting = {tid: entry for tid, entry in waiting.items() if tid not in stored}
+            if not waiting or time.monotonic() + delay > deadline:
+                break
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+        for task_id in waiting:
+            log.warning("the result of task %r was not cached: %s", task_id, self._errors[task_id])
+        self._settle(set(waiting), stored=False)
+
+    def give_up(self, task_ids: Sequence[str]) -> None:
+        """These results could not even be fetched for the cache: settle them unstored."""
+        self._settle(set(task_ids), stored=False)
+
+    def _settle(self, task_ids: set[str], *, stored: bool = True) -> None:
+        for task_id in task_ids:
+            if stored:
                 self._remember(task_id)
             self.release(task_id)
-        if self.on_settled is not None:
-            self.on_settled([task_id for task_id, _ in done])
+        if task_ids and self.on_settled is not None:
+            self.on_settled(sorted(task_ids))
 
     def _entry(self, task_id: str, record: TaskRecord, payload: bytes) -> tuple[str, CacheEntry]:
         meta = {
@@ -121,7 +148,7 @@ class RunCache:
             try:
                 self.cache.store(plan.key, plan.strategy, entry)
             except Exception as exc:
-                log.warning("the result of task %r was not cached: %s", task_id, exc)
+                self._errors[task_id] = exc
             else:
                 stored.add(task_id)
         return stored

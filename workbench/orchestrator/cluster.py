@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import random
 import socket
 import time
 from collections.abc import Callable
@@ -29,6 +30,36 @@ from workbench.coordination.base import (
 from workbench.dag.states import WorkflowStatus
 
 log = logging.getLogger(__name__)
+
+
+class OutageLog:
+    """Warns when a loop's round first fails and says when it works again; in between at most
+    every `every_s`, not on every round (a loop polling every 50 ms through a Redis outage
+    would write thousands of lines)."""
+
+    def __init__(self, what: str, every_s: float = 10.0) -> None:
+        self.what = what
+        self.every_s = every_s
+        self.failing_since: float | None = None
+        self._last = 0.0
+
+    def failed(self, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self.failing_since is None:
+            self.failing_since = self._last = now
+            log.warning("%s failed: %s", self.what, exc)
+        elif now - self._last >= self.every_s:
+            self._last = now
+            log.warning(
+                "%s still failing after %.0fs: %s", self.what, now - self.failing_since, exc
+            )
+
+    def ok(self) -> None:
+        if self.failing_since is not None:
+            log.warning(
+                "%s works again after %.1fs", self.what, time.monotonic() - self.failing_since
+            )
+            self.failing_since = None
 
 
 class Role(StrEnum):
@@ -118,23 +149,30 @@ class ClusterMember:
         )
 
     async def _heartbeat_loop(self) -> None:
+        outage = OutageLog(f"{self.instance_id}'s heartbeat")
         while True:
             await asyncio.sleep(self.settings.heartbeat_interval_ms / 1000)
             try:
                 await self.heartbeat()
             except Exception as exc:
-                log.warning("%s heartbeat failed: %s", self.instance_id, exc)
+                outage.failed(exc)
+            else:
+                outage.ok()
 
     # -- leadership ----------------------------------------------------------------------------
     async def _lead_loop(self) -> None:
         poll = self.settings.poll_interval_ms / 1000
+        outage = OutageLog(f"{self.instance_id}'s leadership round")
         while True:
             try:
                 await self._lead_once()
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # Redis away: the deadline check steps a leader down
-                log.warning("%s leader loop: %s", self.instance_id, exc)
+            except Exception as exc:  # Redis away: a leader steps down at its renew deadline
+                outage.failed(exc)
+                _ = self.leading  # the deadline check, which steps down when it is past
+            else:
+                outage.ok()
             await asyncio.sleep(poll)
 
     async def _lead_once(self) -> None:
@@ -179,9 +217,11 @@ class ClusterMember:
         waiting.sort(key=lambda e: e.submitted_at)
         assigned = 0
         for execution in waiting:
-            target = max(free, key=lambda iid: (free[iid], iid))
-            if free[target] <= 0:
+            most = max(free.values())
+            if most <= 0:
                 break  # every live instance is full: the rest wait for capacity
+            # Ties go to a random one of them, so light load spreads over every instance.
+            target = random.choice([iid for iid, n in free.items() if n == most])
             if not self.leading:
                 return assigned
             assert self.token is not None

@@ -14,7 +14,7 @@ from workbench.config import Settings
 from workbench.coordination.base import StateStore, StoredExecution
 from workbench.dag.records import WorkflowExecution
 from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError
-from workbench.orchestrator.cluster import ClusterMember
+from workbench.orchestrator.cluster import ClusterMember, OutageLog
 from workbench.orchestrator.owned import (
     OwnedRuns,
     RunFactory,
@@ -104,13 +104,16 @@ class ClusterInstance:
 
     async def _poll_owned(self) -> None:
         assert self.owned is not None
+        outage = OutageLog(f"{self.instance_id}'s reading of its assignments")
         while True:
             try:
                 await self.owned.poll_once()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                log.warning("%s: cannot read its assignments: %s", self.instance_id, exc)
+                outage.failed(exc)
+            else:
+                outage.ok()
             await asyncio.sleep(self.settings.poll_interval_ms / 1000)
 
     async def leave(self) -> None:

@@ -202,7 +202,8 @@ class DistributedOrchestrator:
         except Exception as exc:  # keys could not be derived: run, just without the cache
             log.warning("cache keys could not be derived, running without the cache: %s", exc)
             return None
-        return RunCache(self.cache, plans, checked.spec.workflow_id, execution_id)
+        retry_s = self.settings.cache_write_retry_s if self.cluster is not None else 0.0
+        return RunCache(self.cache, plans, checked.spec.workflow_id, execution_id, retry_s=retry_s)
 
     def _keep_results(self, execution_id: str, run: ExecutionRun) -> None:
         """Task outputs stay on the workers for the last few executions, for fetch_result."""

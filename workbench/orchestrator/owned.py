@@ -243,8 +243,12 @@ class OwnedRuns:
         return len(self.active)
 
     async def poll_once(self) -> None:
-        mine = await asyncio.to_thread(self.store.list_executions, owner=self.instance_id)
-        owned = {e.execution_id: e for e in mine if not e.status.terminal}
+        owned: dict[str, StoredExecution] = {}
+        for status in (WorkflowStatus.PENDING, WorkflowStatus.RUNNING):  # owner index: cheap
+            mine = await asyncio.to_thread(
+                self.store.list_executions, owner=self.instance_id, status=status
+            )
+            owned.update((e.execution_id, e) for e in mine)
         for execution_id, stored in owned.items():
             current = self.active.get(execution_id)
             if current is not None and current.epoch != stored.epoch:
