@@ -21,8 +21,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,42 +28,11 @@ sys.path.insert(0, str(ROOT))  # workbench and tests.support, from a plain check
 
 import redis  # noqa: E402
 
+from benchmarks.timing import LatencyRow, row, time_calls  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from workbench.cache.disk import DiskBackend  # noqa: E402
 from workbench.cache.memory import MemoryBackend  # noqa: E402
 from workbench.cache.redis_backend import RedisBackend  # noqa: E402
-
-WARMUP = 50
-
-
-@dataclass(frozen=True)
-class LatencyRow:
-    backend: str
-    p50_ms: float
-    p99_ms: float
-    target_p50_ms: float | None = None
-
-
-def row(backend: str, samples_ns: list[int], target_p50_ms: float | None = None) -> LatencyRow:
-    cuts = statistics.quantiles(samples_ns, n=100, method="inclusive")
-    return LatencyRow(backend, cuts[49] / 1e6, cuts[98] / 1e6, target_p50_ms)
-
-
-def time_calls(*calls: Callable[[], object], rounds: int) -> list[list[int]]:
-    """Nanoseconds per call for each of `calls`, taken in turn each round, so drift (CPU
-    frequency, other load) hits them alike."""
-    for _ in range(WARMUP):
-        for call in calls:
-            call()
-    samples: list[list[int]] = [[] for _ in calls]
-    clock = time.perf_counter_ns
-    for _ in range(rounds):
-        for call, taken in zip(calls, samples, strict=True):
-            start = clock()
-            result = call()
-            taken.append(clock() - start)
-            del result  # freeing the caller's copy is not part of the get
-    return samples
 
 
 def measure_get_latency(size_bytes: int = 1_000_000, rounds: int = 2000) -> list[LatencyRow]:
@@ -108,7 +75,7 @@ def measure_get_latency(size_bytes: int = 1_000_000, rounds: int = 2000) -> list
         if r.target_p50_ms is not None:
             verdict = "met" if r.p50_ms <= r.target_p50_ms else "MISSED"
             target = f"p50 <= {r.target_p50_ms:g} ms: {verdict}"
-        print(f"{r.backend:<18}{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}  {target}")
+        print(f"{r.name:<18}{r.p50_ms:>9.3f}{r.p99_ms:>9.3f}  {target}")
     redis_row, raw_row = rows[-2], rows[-1]
     print(
         f"redis / raw redis-py GET: p50 {redis_row.p50_ms / raw_row.p50_ms:.2f}x, "

@@ -28,7 +28,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -38,40 +37,13 @@ sys.path.insert(0, str(ROOT))  # workbench and tests.support, from a plain check
 
 import redis  # noqa: E402
 
+from benchmarks.timing import LatencyRow, row, time_calls  # noqa: E402
 from tests.support.cluster import TIMINGS, ClusterHarness, wait_for  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from workbench.coordination.election import DEFAULT_LEASE_MS, RedisLeaderElection  # noqa: E402
 from workbench.dag.states import WorkflowStatus  # noqa: E402
 
-WARMUP = 50
 K8S_LEASE_S = 15.0  # client-go leaderelection's default LeaseDuration
-
-
-@dataclass(frozen=True)
-class LatencyRow:
-    name: str
-    p50_ms: float
-    p99_ms: float
-
-
-def row(name: str, samples_ns: list[int]) -> LatencyRow:
-    cuts = statistics.quantiles(samples_ns, n=100, method="inclusive")
-    return LatencyRow(name, cuts[49] / 1e6, cuts[98] / 1e6)
-
-
-def time_calls(*calls: Callable[[], object], rounds: int) -> list[list[int]]:
-    """Nanoseconds per call for each of `calls`, taken in turn each round."""
-    for _ in range(WARMUP):
-        for call in calls:
-            call()
-    samples: list[list[int]] = [[] for _ in calls]
-    clock = time.perf_counter_ns
-    for _ in range(rounds):
-        for call, taken in zip(calls, samples, strict=True):
-            start = clock()
-            call()
-            taken.append(clock() - start)
-    return samples
 
 
 def measure_lock_latency(rounds: int = 2000) -> list[LatencyRow]:

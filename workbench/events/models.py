@@ -8,10 +8,17 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 SCHEMA_VERSION = 1
+# An execution's events under ownership epoch e are numbered from e << SEQ_EPOCH_SHIFT.
+SEQ_EPOCH_SHIFT = 32
+
+
+def seq_epoch(seq: int) -> int:
+    return seq >> SEQ_EPOCH_SHIFT
 
 
 class EventType(StrEnum):
     WORKFLOW_SUBMITTED = "workflow.submitted"
+    WORKFLOW_ASSIGNED = "workflow.assigned"  # cluster: the leader gave it to an instance
     WORKFLOW_STARTED = "workflow.started"
     WORKFLOW_FINISHED = "workflow.finished"
     TASK_QUEUED = "task.queued"
@@ -24,6 +31,18 @@ class EventType(StrEnum):
     TASK_FAILED = "task.failed"
     TASK_SKIPPED = "task.skipped"
     TASK_CANCELLED = "task.cancelled"
+    TRIAL_STARTED = "trial.started"  # hyperparameter tuning
+    TRIAL_FINISHED = "trial.finished"
+    # The cluster itself: execution_id is "" and workflow_id is the cluster's namespace.
+    LEADER_ELECTED = "cluster.leader_elected"
+    INSTANCE_JOINED = "cluster.instance_joined"
+    INSTANCE_LEFT = "cluster.instance_left"
+    WORKER_JOINED = "cluster.worker_joined"
+    WORKER_LEFT = "cluster.worker_left"
+
+    @property
+    def cluster_level(self) -> bool:
+        return self.value.startswith("cluster.")
 
 
 class Event(BaseModel):
@@ -38,5 +57,9 @@ class Event(BaseModel):
     metrics: dict[str, float] = Field(default_factory=dict)
     data: dict[str, Any] = Field(default_factory=dict)
     instance_id: str
-    seq: int = Field(description="Per-execution sequence number: drop duplicates, notice gaps.")
+    seq: int = Field(
+        description="Per-execution sequence number: drop duplicates, notice gaps. It grows by "
+        "one per event of one owner; a new owner (a higher ownership epoch) starts at "
+        "epoch * 2**32, so it still only grows (see SEQ_EPOCH_SHIFT)."
+    )
     timestamp: float

@@ -73,6 +73,8 @@ class ExecutionRun:
         publish: Callable[[Event], None],
         instance_id: str,
         cache: RunCache | None = None,
+        *,
+        seq_start: int = 0,
     ) -> None:
         self.execution = execution
         self.cache = cache
@@ -80,7 +82,7 @@ class ExecutionRun:
         self.executor = executor
         self._publish = publish
         self._instance_id = instance_id
-        self._seq = 0
+        self._seq = seq_start  # events are numbered from seq_start + 1
         self._dependencies = {tid: inv.dependencies for tid, inv in invocations.items()}
         self._run_tag = next(iter(invocations.values())).run_tag if invocations else ""
         self.machine = DAGStateMachine(execution, self._dependencies, order)

@@ -18,6 +18,7 @@ import socket
 import time
 from collections.abc import Callable
 from enum import StrEnum
+from typing import Any
 
 from workbench.config import Settings
 from workbench.coordination.base import (
@@ -28,6 +29,7 @@ from workbench.coordination.base import (
     StoredExecution,
 )
 from workbench.dag.states import WorkflowStatus
+from workbench.events.models import SCHEMA_VERSION, SEQ_EPOCH_SHIFT, Event, EventType
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class ClusterMember:
         load: Callable[[], int],
         *,
         clock: Callable[[], float] = time.monotonic,
+        emit: Callable[[Event], None] | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.settings = settings
@@ -90,6 +93,30 @@ class ClusterMember:
         self.assignments = 0  # made while leading (for status and benchmarks)
         self.first_assignment_at: float | None = None  # wall clock, per leadership
         self._tasks: list[asyncio.Task[None]] = []
+        self._emit = emit
+
+    def _cluster_event(
+        self, kind: EventType, *, execution_id: str = "", seq: int = 0, **data: Any
+    ) -> None:
+        if self._emit is None:
+            return
+        self._emit(
+            Event.model_construct(
+                schema_version=SCHEMA_VERSION,
+                type=kind,
+                execution_id=execution_id,
+                workflow_id=str(data.pop("workflow_id", self.settings.namespace)),
+                task_id=None,
+                status=None,
+                progress=None,
+                message=None,
+                metrics={},
+                data=data,
+                instance_id=self.instance_id,
+                seq=seq,
+                timestamp=time.time(),
+            )
+        )
 
     @property
     def role(self) -> Role:
@@ -109,6 +136,7 @@ class ClusterMember:
     # -- lifecycle -----------------------------------------------------------------------------
     async def start(self) -> None:
         await self.heartbeat()  # visible to the leader before the first assignment round
+        self._cluster_event(EventType.INSTANCE_JOINED, capacity=self.settings.capacity)
         self._tasks = [
             asyncio.create_task(self._heartbeat_loop(), name=f"{self.instance_id}-heartbeat"),
             asyncio.create_task(self._lead_loop(), name=f"{self.instance_id}-lead"),
@@ -129,6 +157,7 @@ class ClusterMember:
                 await asyncio.to_thread(self.store.remove_instance, self.instance_id)
             except Exception as exc:  # the lease and heartbeat will expire anyway
                 log.warning("%s could not leave the cluster cleanly: %s", self.instance_id, exc)
+            self._cluster_event(EventType.INSTANCE_LEFT)
 
     # -- heartbeats ----------------------------------------------------------------------------
     def info(self) -> InstanceInfo:
@@ -183,6 +212,7 @@ class ClusterMember:
                 self.token, self._renewed_at = token, started
                 self.first_assignment_at = None
                 log.info("%s leads the cluster (fencing token %d)", self.instance_id, token)
+                self._cluster_event(EventType.LEADER_ELECTED, token=token, seq=token)
         elif self._clock() - self._renewed_at >= self.settings.renew_interval_ms / 1000:
             started = self._clock()
             if await asyncio.to_thread(self.election.renew, self.token):
@@ -241,6 +271,16 @@ class ClusterMember:
                 self.assignments += 1
                 if self.first_assignment_at is None:
                     self.first_assignment_at = time.time()
+                epoch = result.epoch or 0
+                self._cluster_event(
+                    EventType.WORKFLOW_ASSIGNED,
+                    execution_id=execution.execution_id,
+                    workflow_id=execution.workflow_id,
+                    seq=epoch << SEQ_EPOCH_SHIFT,  # first of its epoch: the owner's come after
+                    owner=target,
+                    epoch=epoch,
+                    previous_owner=execution.owner,
+                )
                 previous = f" (from {execution.owner}, gone)" if execution.owner else ""
                 log.info(
                     "%s assigned %s to %s at epoch %s%s",

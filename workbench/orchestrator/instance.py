@@ -14,6 +14,7 @@ from workbench.config import Settings
 from workbench.coordination.base import StateStore, StoredExecution
 from workbench.dag.records import WorkflowExecution
 from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError
+from workbench.events.models import Event
 from workbench.orchestrator.cluster import ClusterMember, OutageLog
 from workbench.orchestrator.owned import (
     OwnedRuns,
@@ -81,7 +82,11 @@ class ClusterInstance:
             self.client, self.store = await asyncio.to_thread(connect_store, self.settings)
 
     async def join(
-        self, make_run: RunFactory, subscribe: Subscribe, forget: Callable[[str], None]
+        self,
+        make_run: RunFactory,
+        subscribe: Subscribe,
+        forget: Callable[[str], None],
+        emit: Callable[[Event], None] | None = None,
     ) -> None:
         """Become a member: heartbeat, contend for leadership, run what it is assigned."""
         from workbench.coordination.election import RedisLeaderElection
@@ -97,7 +102,7 @@ class ClusterInstance:
         )
         owned = self.owned
         self.cluster = ClusterMember(
-            self.instance_id, self.settings, self.store, election, lambda: owned.load
+            self.instance_id, self.settings, self.store, election, lambda: owned.load, emit=emit
         )
         await self.cluster.start()
         self._poller = asyncio.create_task(self._poll_owned(), name=f"{self.instance_id}-owned")

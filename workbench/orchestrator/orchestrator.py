@@ -9,7 +9,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workbench.cache.fingerprints import FileFingerprints
 from workbench.cache.result_cache import ResultCache
@@ -17,7 +17,8 @@ from workbench.config import Settings, load_profile
 from workbench.dag.records import TaskRecord, WorkflowExecution
 from workbench.dag.states import TaskState
 from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError, WorkbenchError
-from workbench.events.bus import InProcessBus
+from workbench.events.bus import InProcessBus, Subscription
+from workbench.events.models import SEQ_EPOCH_SHIFT
 from workbench.execution.cache_plan import CacheMode, plan_cache
 from workbench.execution.dag_executor import ExecutionRun
 from workbench.execution.dask_executor import DaskExecutor
@@ -27,6 +28,9 @@ from workbench.orchestrator.instance import ClusterInstance, summary_key
 from workbench.spec.models import WorkflowSpec
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
+
+if TYPE_CHECKING:
+    from workbench.events.kafka import KafkaPublisher
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +76,8 @@ class DistributedOrchestrator:
         self._kept: OrderedDict[str, ExecutionRun] = OrderedDict()
         self._start_lock: asyncio.Lock | None = None
         self._cache: ResultCache | None = None
+        self.publisher: KafkaPublisher | None = None
+        self._publishing: Subscription | None = None
         self._fingerprints: FileFingerprints | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -79,6 +85,7 @@ class DistributedOrchestrator:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
+            await self._start_publisher()
             if self.cluster is None:
                 await self.executor.start()
                 return
@@ -88,7 +95,20 @@ class DistributedOrchestrator:
                     await self.executor.start()
                 except ConnectionError as exc:
                     raise ClusterUnavailableError(str(exc)) from None
-                await self.cluster.join(self._prepare_run, self.bus.subscribe, self._forget)
+                await self.cluster.join(
+                    self._prepare_run, self.bus.subscribe, self._forget, self.bus.publish
+                )
+
+    async def _start_publisher(self) -> None:
+        """With Kafka configured, every event on this instance's bus also goes to Kafka (a
+        bounded queue: publishing never slows or fails a workflow)."""
+        if self.publisher is not None or not self.settings.kafka_bootstrap_servers:
+            return
+        from workbench.events.kafka import KafkaPublisher
+
+        self.publisher = KafkaPublisher(self.settings, client_id=self.instance_id)
+        await self.publisher.start()
+        self._publishing = self.bus.subscribe(self.publisher.publish)
 
     async def close(self) -> None:
         if self.cluster is not None:
@@ -99,6 +119,11 @@ class DistributedOrchestrator:
             await asyncio.gather(*self._tasks.values(), return_exceptions=True)
         self._kept.clear()
         await self.executor.close()
+        if self.publisher is not None:
+            if self._publishing is not None:
+                self._publishing.close()
+            await self.publisher.close()
+            self.publisher = None
         if self._cache is not None:
             self._cache.close()
             self._cache = None
@@ -176,6 +201,7 @@ class DistributedOrchestrator:
             self.executor,
             self.bus.publish,
             self.instance_id,
+            seq_start=epoch << SEQ_EPOCH_SHIFT,
         )
         run.cache = await self._run_cache(checked, execution_id, mode)
         self._runs[execution_id] = run
