@@ -32,6 +32,8 @@ class TaskInvocation:
     # Tells apart the runs of one execution by successive owners in a cluster ("@2"), so a
     # new owner's tasks never share Dask keys with what the previous owner left behind.
     run_tag: str = ""
+    # Where the task writes its files; None: `.workbench/runs/` next to the spec.
+    work_root: str | None = None
 
     @property
     def dask_key(self) -> tuple[str, str]:

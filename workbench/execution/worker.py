@@ -193,6 +193,11 @@ def _run_attempt(
         global_parameters=invocation.global_parameters,
         resources=invocation.resources,
         base_dir=Path(invocation.base_dir),
+        work_dir=(
+            Path(invocation.work_root, invocation.execution_id, invocation.task_id)
+            if invocation.work_root
+            else None
+        ),
         attempt=attempt,
         sink=sink,
         cancel_event=cancel,

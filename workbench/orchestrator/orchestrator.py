@@ -161,7 +161,7 @@ class DistributedOrchestrator:
         execution = _new_execution(execution_id, checked)
         run = ExecutionRun(
             execution,
-            _invocations(execution_id, checked),
+            _invocations(execution_id, checked, work_root=self.settings.artifact_root),
             list(checked.order),
             self.executor,
             self.bus.publish,
@@ -196,7 +196,12 @@ class DistributedOrchestrator:
         execution_id = execution.execution_id
         run = ExecutionRun(
             execution,
-            _invocations(execution_id, checked, run_tag=f"@{epoch}"),
+            _invocations(
+                execution_id,
+                checked,
+                run_tag=f"@{epoch}",
+                work_root=self.settings.artifact_root,
+            ),
             list(checked.order),
             self.executor,
             self.bus.publish,
@@ -355,7 +360,10 @@ def _new_execution(execution_id: str, checked: CheckedWorkflow) -> WorkflowExecu
 
 
 def _invocations(
-    execution_id: str, checked: CheckedWorkflow, run_tag: str = ""
+    execution_id: str,
+    checked: CheckedWorkflow,
+    run_tag: str = "",
+    work_root: Path | None = None,
 ) -> dict[str, TaskInvocation]:
     spec = checked.spec
     invocations = {}
@@ -375,5 +383,6 @@ def _invocations(
             base_dir=str(checked.base_dir),
             dependencies=tuple(dict.fromkeys(task.dependencies)),
             run_tag=run_tag,
+            work_root=None if work_root is None else str(work_root / "runs"),
         )
     return invocations
