@@ -297,8 +297,10 @@ class ClusterHarness:
         persistent_redis: bool = False,
         timings: Mapping[str, int] | None = None,
         start_timeout: float = 60.0,
+        profile_extra: Mapping[str, Any] | None = None,
     ) -> None:
         self.root = root
+        self.profile_extra = dict(profile_extra or {})
         self.root.mkdir(parents=True, exist_ok=True)
         self.initial_instances = instances
         self.capacity = capacity
@@ -362,6 +364,7 @@ class ClusterHarness:
             "namespace": self.namespace,
             "capacity": self.capacity,
             **self.timings,
+            **self.profile_extra,
             **overrides,
         }
         self.profile_path.write_text(yaml.safe_dump(values), encoding="utf-8")

@@ -11,6 +11,7 @@ import typer
 
 from workbench.cli.cache_commands import cache_app
 from workbench.cli.cluster_commands import cluster_app, orchestrator
+from workbench.cli.events_commands import events_app
 from workbench.cli.output import err, fail, out
 from workbench.errors import WorkbenchError
 
@@ -25,6 +26,7 @@ datasets_app = typer.Typer(help="Create example datasets.", no_args_is_help=True
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(cache_app, name="cache")
 app.add_typer(cluster_app, name="cluster")
+app.add_typer(events_app, name="events")
 app.command("orchestrator")(orchestrator)
 
 
@@ -97,12 +99,26 @@ def run(
 
 
 def _run_on_cluster(workbench: Any, checked: Any, mode: str, *, quiet: bool) -> Any:
-    """Submit, then wait, saying what the cluster is doing (no live events yet: they come
-    through the shared store)."""
+    """Submit, then follow it live (Kafka events, or the state store where there is no
+    Kafka) until it ends."""
+    import logging
+
+    from workbench.cli.display import LiveDisplay
+
     execution_id = workbench.submit_blocking(checked, cache=mode)
-    if not quiet:
-        err.print(f"submitted {execution_id}; waiting for the cluster…", highlight=False)
-    return workbench.wait_blocking(execution_id)
+    if quiet:
+        return workbench.wait_blocking(execution_id)
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its retries would flood the view
+    display = LiveDisplay(err if not out.is_terminal else out)
+    display.waiting = f"submitted {execution_id}; waiting for an instance to take it…"
+    with display:
+        watcher = workbench.watch_in_thread(
+            lambda update: display.on_view(update.execution), execution_id
+        )
+        try:
+            return workbench.wait_blocking(execution_id)
+        finally:
+            watcher.stop()
 
 
 @app.command()

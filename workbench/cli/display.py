@@ -110,6 +110,7 @@ class LiveDisplay:
         self._views = ExecutionViews()
         self._execution: WorkflowExecution | None = None
         self._lock = threading.Lock()
+        self.waiting = "starting the local Dask cluster…"
         # Transient: when the run ends the live view gives way to the summary.
         self._live = Live(
             console=console, refresh_per_second=8, get_renderable=self._render, transient=True
@@ -121,11 +122,16 @@ class LiveDisplay:
             if execution is not None:
                 self._execution = execution
 
+    def on_view(self, execution: WorkflowExecution) -> None:
+        """A view built elsewhere (a watcher following a cluster)."""
+        with self._lock:
+            self._execution = execution
+
     def _render(self) -> RenderableType:
         with self._lock:
             execution = self._execution
             if execution is None:
-                return Text("starting the local Dask cluster…", style="dim")
+                return Text(self.waiting, style="dim")
             return Group(header(execution), task_table(execution, self._console.width))
 
     def __enter__(self) -> LiveDisplay:

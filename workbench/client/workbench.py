@@ -8,10 +8,10 @@ caller has an event loop of its own. `submit`/`wait` are the async forms for asy
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import ExitStack
 from functools import partial
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -23,6 +23,10 @@ from workbench.execution.cache_plan import CacheMode
 from workbench.orchestrator.orchestrator import DistributedOrchestrator, WorkflowInput
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
+
+if TYPE_CHECKING:
+    from workbench.events.watch import WatchUpdate
+    from workbench.events.watch_thread import WatchThread
 
 T = TypeVar("T")
 
@@ -136,6 +140,33 @@ class Workbench:
         self, callback: Callable[[Event], None], execution_id: str | None = None
     ) -> Subscription:
         return self.orchestrator.bus.subscribe(callback, execution_id)
+
+    # -- watching ------------------------------------------------------------------------------
+    def watch(
+        self, execution_id: str | None = None, **options: float
+    ) -> AsyncGenerator[WatchUpdate, None]:
+        """Live views of one execution (or all): a snapshot first, then one update per event,
+        from Kafka in a cluster (polling the state store while Kafka is away or absent) or
+        from this process's bus locally. Iterate it with `async for` on any event loop."""
+        from workbench.events.watch import watch
+        from workbench.orchestrator.watching import watch_sources
+
+        snapshots, source = watch_sources(self.orchestrator, execution_id)
+        return watch(snapshots, source, execution_id, **options)
+
+    def watch_in_thread(
+        self,
+        callback: Callable[[WatchUpdate], None],
+        execution_id: str | None = None,
+        **options: float,
+    ) -> WatchThread:
+        """`watch` on a thread of its own, calling `callback(update)` there; `.stop()` ends it.
+        For UIs with a loop of their own (notebook widgets, the terminal UI)."""
+        from workbench.events.watch_thread import WatchThread
+        from workbench.orchestrator.watching import watch_sources
+
+        snapshots, source = watch_sources(self.orchestrator, execution_id)
+        return WatchThread(snapshots, source, callback, execution_id, **options).start()
 
     # -- async API -----------------------------------------------------------------------------
     async def submit(

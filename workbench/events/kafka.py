@@ -316,7 +316,7 @@ class KafkaPublisher:
                         "Kafka at %s not reachable (%s); events are queued (up to %d) "
                         "and sent once it is",
                         self._bootstrap,
-                        exc or type(exc).__name__,
+                        str(exc) or type(exc).__name__,
                         self._queue.maxsize,
                     )
             else:

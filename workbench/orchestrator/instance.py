@@ -176,19 +176,19 @@ class ClusterInstance:
 
         return await asyncio.wait_for(until_finished(), timeout)
 
-    def _store_now(self) -> StateStore:
+    def store_now(self) -> StateStore:
         if self.store is None:  # a blocking call from outside the event loop's tasks
             self.client, self.store = connect_store(self.settings)
         return self.store
 
     def get_now(self, execution_id: str) -> WorkflowExecution:
-        found = self._store_now().get_execution(execution_id)
+        found = self.store_now().get_execution(execution_id)
         if found is None:
             raise ExecutionNotFoundError(execution_id)
         return execution_from_store(found)
 
     def list_now(self) -> list[WorkflowExecution]:
-        return [execution_from_store(e) for e in self._store_now().list_executions()]
+        return [execution_from_store(e) for e in self.store_now().list_executions()]
 
     async def cancel(self, execution_id: str) -> None:
         await self.connect()
