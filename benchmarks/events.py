@@ -6,6 +6,10 @@ Raw round trip: one message at a time, aiokafka producer -> broker -> aiokafka c
 (group-less, on the partition), from `send` until the consumer holds it; p50 and p99. This is
 the floor the subscriber's latency is compared with.
 
+Subscriber latency: events stamped as the publisher takes them, received by `KafkaSource` (the
+live feed of `watch`) on another thread, at 1,000 and 10,000 events/s; p50 and p99 of the delay,
+and p99 against the raw round trip's.
+
 Publisher rate: events one `KafkaPublisher` gets acknowledged per second, fed as fast as its
 queue takes them (the feeder waits while half the queue is pending, so nothing is dropped),
 and what one `publish()` call costs its caller.
@@ -153,6 +157,80 @@ async def _publisher_rate(bootstrap: str, count: int) -> Rate:
     return Rate(count, stats.published / elapsed, in_publish / count * 1e6, stats.dropped)
 
 
+def measure_subscriber_latency(
+    rates: tuple[int, ...] = (1_000, 10_000), seconds: float = 3.0, bootstrap: str | None = None
+) -> list[LatencyRow]:
+    """State change -> subscriber: events stamped when published through `KafkaPublisher`,
+    received by `KafkaSource` (the live feed `watch` uses) in another thread with its own
+    loop, as a UI would; p50/p99 of the delay at each paced rate."""
+    rows = []
+    with broker_at(bootstrap) as address:
+        for rate in rates:
+            delays = asyncio.run(_subscriber_latency(address, rate, seconds))
+            rows.append(row(f"{rate:,} events/s", [int(d * 1e9) for d in delays]))
+    print(f"\nstate change -> subscriber (publisher -> broker -> KafkaSource), {seconds:g} s each")
+    print(f"{'rate':<24}{'p50 ms':>9}{'p99 ms':>9}  target p99 <= 50 ms")
+    for result in rows:
+        verdict = "met" if result.p99_ms <= 50 else "NOT met"
+        print(f"{result.name:<24}{result.p50_ms:>9.3f}{result.p99_ms:>9.3f}  {verdict}")
+    return rows
+
+
+async def _subscriber_latency(bootstrap: str, rate: int, seconds: float) -> list[float]:
+    import threading
+
+    from workbench.events.kafka_source import KafkaSource
+
+    topic = f"bench.watch.{uuid.uuid4().hex[:8]}"
+    await create_topic(bootstrap, topic, partitions=3)
+    settings = Settings(kafka_bootstrap_servers=bootstrap, kafka_topic=topic)
+    count = int(rate * seconds)
+    delays: list[float] = []
+    ready, done = threading.Event(), threading.Event()
+
+    def consume() -> None:
+        async def run() -> None:
+            source = KafkaSource(settings)
+            await source.open()
+            ready.set()
+            async for event in source:
+                delays.append(time.time() - event.timestamp)
+                if len(delays) >= count:
+                    break
+            await source.close()
+
+        asyncio.run(run())
+        done.set()
+
+    consumer = threading.Thread(target=consume, daemon=True)
+    consumer.start()
+    ready.wait(30)
+    publisher = KafkaPublisher(settings)
+    if not await publisher.start():
+        raise RuntimeError(f"no Kafka at {bootstrap}")
+    began = time.perf_counter()
+    for n in range(count):
+        due = began + n / rate
+        pause = due - time.perf_counter()
+        if pause > 0:
+            await asyncio.sleep(pause)
+        publisher.publish(
+            Event(
+                type=EventType.TASK_STARTED,
+                execution_id=f"exec-{n % 50}",
+                workflow_id="bench",
+                task_id=f"task-{n}",
+                status="running",
+                instance_id="instance-1",
+                seq=n // 50 + 1,
+                timestamp=time.time(),
+            )
+        )
+    await asyncio.to_thread(done.wait, 60)
+    await publisher.close()
+    return delays
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--messages", type=int, default=2000, help="Raw round trips timed.")
@@ -168,8 +246,12 @@ def main() -> None:
 
     with KafkaBroker() as broker:  # one broker for every section: figures side by side
         print(f"broker: {broker.bootstrap} ({'external' if broker.external else 'Tansu'})\n")
-        measure_raw_round_trip(args.messages, broker.bootstrap, args.fetch_wait_ms)
+        raw = measure_raw_round_trip(args.messages, broker.bootstrap, args.fetch_wait_ms)
         measure_publisher_rate(args.events, broker.bootstrap)
+        for result in measure_subscriber_latency(bootstrap=broker.bootstrap):
+            ratio = result.p99_ms / raw.p99_ms
+            verdict = "met" if ratio <= 2 else "NOT met"
+            print(f"{result.name}: p99 {ratio:.2f}x the raw round trip (target <= 2x: {verdict})")
 
 
 if __name__ == "__main__":

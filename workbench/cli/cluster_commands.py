@@ -64,6 +64,8 @@ def orchestrator(
         stream=sys.stderr,
     )
     logging.getLogger("distributed").setLevel(logging.WARNING)
+    # aiokafka logs every reconnect attempt; the publisher says once when Kafka goes and comes.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
 
     async def serve() -> None:
         stop = asyncio.Event()

@@ -86,3 +86,11 @@ def _line(event: object) -> str:
     if event.data and event.type.cluster_level:
         parts.append(json.dumps(event.data, default=str))
     return "  ".join(parts)
+
+
+@events_app.command()
+def schema() -> None:
+    """Print the JSON Schema of the events on the stream (what consumers can rely on)."""
+    from workbench.events.wire import event_json_schema
+
+    sys.stdout.write(json.dumps(event_json_schema(), indent=2) + "\n")

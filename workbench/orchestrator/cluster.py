@@ -16,7 +16,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import Any
 
@@ -30,6 +30,7 @@ from workbench.coordination.base import (
 )
 from workbench.dag.states import WorkflowStatus
 from workbench.events.models import SCHEMA_VERSION, SEQ_EPOCH_SHIFT, Event, EventType
+from workbench.execution.base import WorkerInfo
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,10 @@ class OutageLog:
             self.failing_since = None
 
 
+# How often a leader compares the Dask workers with the last look.
+WORKERS_EVERY_S = 1.0
+
+
 class Role(StrEnum):
     FOLLOWER = "follower"
     LEADER = "leader"
@@ -80,6 +85,7 @@ class ClusterMember:
         *,
         clock: Callable[[], float] = time.monotonic,
         emit: Callable[[Event], None] | None = None,
+        workers: Callable[[], Awaitable[list[WorkerInfo]]] | None = None,
     ) -> None:
         self.instance_id = instance_id
         self.settings = settings
@@ -94,6 +100,9 @@ class ClusterMember:
         self.first_assignment_at: float | None = None  # wall clock, per leadership
         self._tasks: list[asyncio.Task[None]] = []
         self._emit = emit
+        self._workers = workers
+        self._known_workers: dict[str, WorkerInfo] | None = None
+        self._workers_checked = 0.0
 
     def _cluster_event(
         self, kind: EventType, *, execution_id: str = "", seq: int = 0, **data: Any
@@ -221,11 +230,32 @@ class ClusterMember:
                 self._step_down("another instance holds the lease")
         if self.leading:
             await self.assign_round()
+            await self._watch_workers()
 
     def _step_down(self, why: str) -> None:
         if self.token is not None:
             log.warning("%s steps down as leader: %s", self.instance_id, why)
         self.token = None
+
+    async def _watch_workers(self) -> None:
+        """The leader tells the event stream when Dask workers come and go (once a second)."""
+        if self._workers is None or self._clock() - self._workers_checked < WORKERS_EVERY_S:
+            return
+        self._workers_checked = self._clock()
+        now = {w.address: w for w in await self._workers()}
+        before, self._known_workers = self._known_workers, now
+        if before is None:
+            return  # the first look of this leadership: nothing to compare with
+        for address in now.keys() - before.keys():
+            worker = now[address]
+            self._cluster_event(
+                EventType.WORKER_JOINED,
+                address=address,
+                name=worker.name,
+                resources=worker.resources,
+            )
+        for address in before.keys() - now.keys():
+            self._cluster_event(EventType.WORKER_LEFT, address=address, name=before[address].name)
 
     # -- assignment ----------------------------------------------------------------------------
     async def assign_round(self) -> int:

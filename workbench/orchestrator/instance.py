@@ -7,7 +7,7 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from workbench.config import Settings
@@ -15,6 +15,7 @@ from workbench.coordination.base import StateStore, StoredExecution
 from workbench.dag.records import WorkflowExecution
 from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError
 from workbench.events.models import Event
+from workbench.execution.base import WorkerInfo
 from workbench.orchestrator.cluster import ClusterMember, OutageLog
 from workbench.orchestrator.owned import (
     OwnedRuns,
@@ -87,6 +88,7 @@ class ClusterInstance:
         subscribe: Subscribe,
         forget: Callable[[str], None],
         emit: Callable[[Event], None] | None = None,
+        workers: Callable[[], Awaitable[list[WorkerInfo]]] | None = None,
     ) -> None:
         """Become a member: heartbeat, contend for leadership, run what it is assigned."""
         from workbench.coordination.election import RedisLeaderElection
@@ -102,7 +104,13 @@ class ClusterInstance:
         )
         owned = self.owned
         self.cluster = ClusterMember(
-            self.instance_id, self.settings, self.store, election, lambda: owned.load, emit=emit
+            self.instance_id,
+            self.settings,
+            self.store,
+            election,
+            lambda: owned.load,
+            emit=emit,
+            workers=workers,
         )
         await self.cluster.start()
         self._poller = asyncio.create_task(self._poll_owned(), name=f"{self.instance_id}-owned")

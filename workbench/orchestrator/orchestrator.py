@@ -85,7 +85,8 @@ class DistributedOrchestrator:
         if self._start_lock is None:
             self._start_lock = asyncio.Lock()
         async with self._start_lock:
-            await self._start_publisher()
+            if self.cluster is None or self.cluster.member:  # a pure client emits nothing
+                await self._start_publisher()
             if self.cluster is None:
                 await self.executor.start()
                 return
@@ -96,7 +97,11 @@ class DistributedOrchestrator:
                 except ConnectionError as exc:
                     raise ClusterUnavailableError(str(exc)) from None
                 await self.cluster.join(
-                    self._prepare_run, self.bus.subscribe, self._forget, self.bus.publish
+                    self._prepare_run,
+                    self.bus.subscribe,
+                    self._forget,
+                    self.bus.publish,
+                    self.executor.workers,
                 )
 
     async def _start_publisher(self) -> None:

@@ -73,3 +73,78 @@ def test_a_client_watches_a_cluster_run_live(kafka_broker: KafkaBroker, tmp_path
     assert len(running_progress) >= 3, "progress arrives while the task runs, not only at its end"
     seqs = [e.seq for e in events]
     assert seqs == sorted(seqs) and len(seqs) == len(set(seqs)), "in order, each once"
+
+
+def test_broker_lost_mid_run_the_run_completes_and_the_watcher_polls_then_goes_live(
+    own_kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    import threading
+    import time
+
+    from workbench.events.watch_thread import WatchThread
+
+    topic = f"events-{secrets.token_hex(4)}"
+    asyncio.run(create_topic(own_kafka_broker.bootstrap, topic))
+    ledger = tmp_path / "ledger.jsonl"
+    spec = {
+        **workflow(
+            probe("warm", ledger, sleep_s=1.0, steps=4, value=1.0),
+            probe("long", ledger, ["warm"], sleep_s=8.0, steps=16, value=2.0),
+        ),
+        "workflow_id": "unbroken",
+    }
+    extra = {
+        "kafka_bootstrap_servers": own_kafka_broker.bootstrap,
+        "kafka_topic": topic,
+        "events_shutdown_timeout_s": 2.0,
+    }
+    with ClusterHarness(tmp_path / "cluster", instances=1, profile_extra=extra) as cluster:
+        assert cluster.settings is not None
+        client = DistributedOrchestrator("watcher", settings=cluster.settings, member=False)
+        execution_id = asyncio.run(client.submit_ml_workflow(spec))
+        updates: list[WatchUpdate] = []
+        changed = threading.Condition()
+
+        def record(update: WatchUpdate) -> None:
+            with changed:
+                updates.append(update)
+                changed.notify_all()
+
+        def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
+            with changed:
+                assert changed.wait_for(lambda: predicate(updates), timeout), what
+
+        snapshots, source = watch_sources(client, execution_id)
+        watcher = WatchThread(
+            snapshots, source, record, execution_id, poll_s=0.2, reconnect_s=0.5
+        ).start()
+        try:
+            wait_until(
+                lambda us: any(u.event and u.event.task_id == "long" for u in us), 60, "live"
+            )
+            own_kafka_broker.stop()
+            wait_until(lambda us: us[-1].mode is WatchMode.POLLING, 30, "polling")
+            polled_at = len(updates)
+            time.sleep(1.5)  # the run goes on while the broker is away
+            own_kafka_broker.restart()
+            wait_until(
+                lambda us: any(u.mode is WatchMode.LIVE for u in us[polled_at:]), 30, "live again"
+            )
+            assert watcher.join(timeout=60), "the watch ends with the execution"
+        finally:
+            watcher.stop()
+        assert watcher.error is None
+        stored = cluster.execution(execution_id)
+        assert stored.status is WorkflowStatus.SUCCEEDED
+        final = updates[-1].execution
+        assert final.status is WorkflowStatus.SUCCEEDED
+        assert {t: r.state for t, r in final.tasks.items()} == {
+            t: r.state for t, r in execution_from_store(stored).tasks.items()
+        }
+        # The instance's publisher shuts down within its deadline even with queued events.
+        own_kafka_broker.stop()
+        started = time.monotonic()
+        [instance] = list(cluster.instances)
+        cluster.terminate(instance)
+        assert time.monotonic() - started < 10.0
+        asyncio.run(client.close())

@@ -131,3 +131,48 @@ def test_executions_of_a_dead_instance_are_reassigned_at_a_new_epoch() -> None:
     assert moved is not None and moved.owner == "a" and moved.epoch == owned.epoch + 1
     late = store.commit_task("x", "gone", owned.epoch, "t", {"state": "succeeded"})
     assert not late.ok, "the zombie owner's commit is refused"
+
+
+def test_the_leader_tells_the_stream_about_leadership_assignments_and_workers() -> None:
+    from workbench.events.models import SEQ_EPOCH_SHIFT, Event, EventType
+    from workbench.execution.base import WorkerInfo
+
+    clock = Clock()
+    store = MemoryStateStore(clock=clock)
+    events: list[Event] = []
+    workers = [WorkerInfo("tcp://w1", "w1")]
+
+    async def current_workers() -> list[WorkerInfo]:
+        return list(workers)
+
+    election = MemoryLeaderElection(store.lease, "a", lease_ms=SETTINGS.lease_ms)
+    a = ClusterMember(
+        "a",
+        SETTINGS,
+        store,
+        election,
+        lambda: 0,
+        clock=clock,
+        emit=events.append,
+        workers=current_workers,
+    )
+    alive(store, "a")
+    submit(store, "x", at=0.0)
+    asyncio.run(a._lead_once())  # leads, assigns x, first look at the workers
+    workers.append(WorkerInfo("tcp://gpu", "gpu", resources={"GPU": 1.0}))
+    workers.pop(0)
+    clock.now += 1.1
+    alive(store, "a")
+    asyncio.run(a._lead_once())
+    kinds = [e.type for e in events]
+    assert kinds == [
+        EventType.LEADER_ELECTED,
+        EventType.WORKFLOW_ASSIGNED,
+        EventType.WORKER_JOINED,
+        EventType.WORKER_LEFT,
+    ]
+    assigned = events[1]
+    assert assigned.execution_id == "x" and assigned.data["owner"] == "a"
+    assert assigned.seq == 1 << SEQ_EPOCH_SHIFT, "first of epoch 1: the owner's events follow"
+    assert events[2].data["resources"] == {"GPU": 1.0}
+    assert events[3].data["name"] == "w1"
