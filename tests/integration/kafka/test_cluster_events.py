@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,7 @@ from tests.support.kafka_broker import KafkaBroker, create_topic
 from workbench.dag.states import TaskState, WorkflowStatus
 from workbench.events.models import EventType
 from workbench.events.watch import WatchMode, WatchUpdate
+from workbench.events.wire import decode
 from workbench.orchestrator.orchestrator import DistributedOrchestrator
 from workbench.orchestrator.owned import execution_from_store
 from workbench.orchestrator.watching import watch_sources
@@ -39,6 +43,15 @@ def test_a_client_watches_a_cluster_run_live(kafka_broker: KafkaBroker, tmp_path
     with ClusterHarness(tmp_path / "cluster", instances=2, profile_extra=extra) as cluster:
         assert cluster.settings is not None
         client = DistributedOrchestrator("watcher", settings=cluster.settings, member=False)
+        command = ["events", "tail", "--json", "--profile", str(cluster.profile_path)]
+        tail = subprocess.Popen(
+            [sys.executable, "-m", "workbench", *command],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert tail.stderr is not None
+        assert "following" in tail.stderr.readline(), "the tail is listening"
 
         async def run() -> list[WatchUpdate]:
             from workbench.events.watch import watch
@@ -54,6 +67,12 @@ def test_a_client_watches_a_cluster_run_live(kafka_broker: KafkaBroker, tmp_path
         updates = asyncio.run(asyncio.wait_for(run(), 90))
         final = updates[-1].execution
         stored = execution_from_store(cluster.execution(final.execution_id))
+        tail.send_signal(signal.SIGINT)
+        tailed, _ = tail.communicate(timeout=20)
+    lines = [decode(line.encode()) for line in tailed.splitlines() if line.strip()]
+    ours = [e.type for e in lines if e.execution_id == final.execution_id]
+    assert EventType.WORKFLOW_ASSIGNED in ours and ours[-1] is EventType.WORKFLOW_FINISHED
+    assert ours.count(EventType.TASK_SUCCEEDED) == 2
 
     assert final.status is WorkflowStatus.SUCCEEDED
     assert {t: r.state for t, r in final.tasks.items()} == {
