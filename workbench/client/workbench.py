@@ -87,10 +87,20 @@ class Workbench:
     ) -> WorkflowExecution:
         """Run a workflow to the end and return its execution record.
 
-        `on_event` sees every event of this execution as it happens. `cache`: "use" (reuse
-        and store results), "refresh" (recompute and overwrite) or "off".
+        `on_event` sees every event of this execution as it happens (in a cluster, as the
+        watcher receives them: from Kafka, or none while it polls the state store). `cache`:
+        "use" (reuse and store results), "refresh" (recompute and overwrite) or "off".
         """
         checked = self.validate(spec_or_path)
+        if on_event is not None and self.orchestrator.cluster is not None:
+            execution_id = self.submit_blocking(checked, cache=cache)
+            watcher = self.watch_in_thread(
+                lambda update: on_event(update.event) if update.event else None, execution_id
+            )
+            try:
+                return self.wait_blocking(execution_id)
+            finally:
+                watcher.stop()
         subscription: Subscription | None = None
         if on_event is not None:
             subscription = self.subscribe(on_event)
