@@ -167,3 +167,25 @@ def test_broker_lost_mid_run_the_run_completes_and_the_watcher_polls_then_goes_l
         cluster.terminate(instance)
         assert time.monotonic() - started < 10.0
         asyncio.run(client.close())
+
+
+def test_workbench_run_feeds_on_event_in_a_cluster(
+    kafka_broker: KafkaBroker, tmp_path: Path
+) -> None:
+    from workbench.client.workbench import Workbench
+    from workbench.events.models import Event
+
+    topic = f"events-{secrets.token_hex(4)}"
+    asyncio.run(create_topic(kafka_broker.bootstrap, topic))
+    ledger = tmp_path / "ledger.jsonl"
+    spec = {**workflow(probe("only", ledger, sleep_s=1.0, steps=4)), "workflow_id": "fed"}
+    extra = {"kafka_bootstrap_servers": kafka_broker.bootstrap, "kafka_topic": topic}
+    with ClusterHarness(tmp_path / "cluster", instances=1, profile_extra=extra) as cluster:
+        assert cluster.settings is not None
+        seen: list[Event] = []
+        orchestrator = DistributedOrchestrator("fed", settings=cluster.settings, member=False)
+        with Workbench(orchestrator) as wb:
+            execution = wb.run(spec, on_event=seen.append)
+    assert execution.status is WorkflowStatus.SUCCEEDED
+    kinds = [e.type for e in seen if e.task_id == "only"]
+    assert EventType.TASK_STARTED in kinds and EventType.TASK_PROGRESS in kinds
