@@ -13,8 +13,9 @@ import pytest
 
 from tests.support.kafka_broker import KafkaBroker, create_topic
 from workbench.config import Settings
-from workbench.events.kafka import KafkaPublisher, PublisherStats
+from workbench.events.kafka import KafkaPublisher
 from workbench.events.models import Event, EventType
+from workbench.events.queue import PublisherStats
 from workbench.events.wire import BadEventError, decode, encode, encode_key
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(30)]

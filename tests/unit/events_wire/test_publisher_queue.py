@@ -12,8 +12,9 @@ import pytest
 
 from workbench.config import Settings
 from workbench.errors import ProfileError
-from workbench.events.kafka import EventQueue, KafkaPublisher, PublisherStats, producer_options
+from workbench.events.kafka import KafkaPublisher, producer_options
 from workbench.events.models import Event, EventType
+from workbench.events.queue import EventQueue, PublisherStats
 
 _seq = iter(range(1, 10**9))
 
