@@ -132,6 +132,10 @@ class Workbench:
         )
         return execution
 
+    def optimize(self, request: Any) -> Any:
+        """`orchestrator.optimize_hyperparameters` as a blocking call."""
+        return self._call(self.orchestrator.optimize_hyperparameters, request)
+
     def cancel(self, execution_id: str) -> None:
         self._call(self.orchestrator.cancel_execution, execution_id)
 

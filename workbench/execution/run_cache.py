@@ -66,6 +66,12 @@ class RunCache:
             while plan.key not in claimed:  # a twin task of this run shares the first claim
                 claim = await self.cache.flights.claim(plan.key)
                 if claim is not None:
+                    # Another execution may have stored it between our lookup and our claim.
+                    entry = await asyncio.to_thread(self._lookup, task_id) if plan.read else None
+                    if entry is not None:
+                        claim.release()
+                        self.hits[task_id] = entry
+                        break
                     self._claims[task_id] = claim
                     claimed.add(plan.key)
                     break

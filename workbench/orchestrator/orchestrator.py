@@ -248,6 +248,13 @@ class DistributedOrchestrator:
             _, old = self._kept.popitem(last=False)
             old.futures.clear()
 
+    async def optimize_hyperparameters(self, request: Any) -> Any:
+        """Search hyperparameters: `{"workflow_spec": ..., "hyperparameter_config": ...}` (the
+        seed's shape). Returns an OptimizationResult (best value and parameters, every trial)."""
+        from workbench.hpo.optimizer import HyperparameterOptimizer
+
+        return await HyperparameterOptimizer(self).optimize(request)
+
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = None
     ) -> WorkflowExecution:

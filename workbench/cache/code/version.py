@@ -8,6 +8,7 @@ import functools
 import hashlib
 import inspect
 import sys
+import threading
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -28,6 +29,8 @@ from workbench.cache.code.model import (
 )
 from workbench.cache.code.resolve import Analysis
 
+_ANALYSIS = threading.RLock()
+
 # Code-object digests of functions without a source file, guarded by memo.lock.
 _FALLBACKS: weakref.WeakKeyDictionary[CodeType, CodeVersion] = weakref.WeakKeyDictionary()
 
@@ -39,10 +42,17 @@ def code_version(target: Callable[..., Any] | NamedFunction) -> CodeVersion:
     Raises CodeVersionError when a TaskRef's module or attribute cannot be found in source, or
     a project module does not parse.
     """
+    # One analysis at a time: CPython's ast module is not safe to drive from several threads
+    # at once ("AST constructor recursion depth mismatch"), and runs plan keys in threads.
+    with _ANALYSIS:
+        return _code_version(target)
+
+
+def _code_version(target: Callable[..., Any] | NamedFunction) -> CodeVersion:
     if is_named_function(target):  # first: a TaskRef is callable too
         return _named_version(target)
     if isinstance(target, functools.partial):
-        inner = code_version(target.func)
+        inner = _code_version(target.func)
         bound = _stable_value((target.args, sorted(target.keywords.items())))
         digest = sha256(f"partial\0{inner.digest}\0{bound}")
         return CodeVersion(digest, inner.functions, inner.libraries, inner.globals_read)

@@ -1,0 +1,127 @@
+"""Hyperparameter search with the seed's request shape: trials are workflow runs on a real Dask
+cluster, sharing their untuned upstream tasks through the cache."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workbench.config import Settings
+from workbench.dag.states import TaskState
+from workbench.errors import SpecError
+from workbench.orchestrator.orchestrator import DistributedOrchestrator
+
+pytestmark = [pytest.mark.integration, pytest.mark.anyio]
+
+
+def base_workflow() -> dict[str, Any]:
+    return {
+        "workflow_id": "tuned",
+        "tasks": [
+            {
+                "task_id": "prepare",
+                "task_type": "data_preprocessing",
+                "parameters": {"dataset": "synthetic_fraud", "dataset_options": {"n_rows": 3000}},
+            },
+            {"task_id": "features", "task_type": "feature_extraction", "dependencies": ["prepare"]},
+            {
+                "task_id": "train_model",
+                "task_type": "model_training",
+                "dependencies": ["features"],
+                "parameters": {"algorithm": "xgboost", "max_depth": 3},
+            },
+            {
+                "task_id": "evaluate",
+                "task_type": "model_evaluation",
+                "dependencies": ["train_model"],
+            },
+        ],
+    }
+
+
+def seed_request(**overrides: Any) -> dict[str, Any]:
+    config = {
+        "search_space": {
+            "n_estimators": {"type": "integer", "min": 10, "max": 40},
+            "learning_rate": {"type": "continuous", "min": 0.05, "max": 0.3},
+        },
+        "max_trials": 4,
+        "objective_metric": "f1_score",
+        "direction": "maximize",
+        "n_parallel": 2,
+        "seed": 1,
+        **overrides,
+    }
+    return {"workflow_spec": base_workflow(), "hyperparameter_config": config}
+
+
+@pytest.fixture
+def orchestrator(dask_cluster, tmp_path: Path) -> DistributedOrchestrator:
+    return DistributedOrchestrator(
+        "hpo",
+        cluster=dask_cluster.scheduler_address,
+        settings=Settings(cache_dir=tmp_path / "cache"),
+    )
+
+
+async def test_the_seed_request_finds_the_best_trial(orchestrator) -> None:
+    async with orchestrator:
+        result = await orchestrator.optimize_hyperparameters(seed_request())
+        executions = [orchestrator.get_execution(t.execution_id) for t in result.trials]
+    assert len(result.trials) == 4
+    assert all(t.state == "complete" and t.value is not None for t in result.trials)
+    assert result.best_value == max(t.value for t in result.trials)
+    best = next(t for t in result.trials if t.value == result.best_value)
+    assert result.best_params == best.params
+    assert 10 <= result.best_params["n_estimators"] <= 40
+    assert 0.05 <= result.best_params["learning_rate"] <= 0.3
+    # Preparation and features do not depend on the tuned parameters: computed once.
+    for task_id in ("prepare", "features"):
+        states = sorted(e.tasks[task_id].state.value for e in executions)
+        assert states.count(TaskState.SUCCEEDED.value) == 1, (task_id, states)
+        assert states.count(TaskState.CACHED.value) == 3, (task_id, states)
+    # Each trial trained with its own sampled values.
+    trained = {e.tasks["train_model"].state for e in executions}
+    assert trained == {TaskState.SUCCEEDED}
+
+
+@pytest.mark.parametrize(
+    ("overrides", "where", "expected"),
+    [
+        ({"objective_metric": "bleu"}, "objective_metric", "no task of this workflow reports"),
+        (
+            {"search_space": {"n_estimators": {"type": "integer", "min": 40, "max": 10}}},
+            "search_space.n_estimators",
+            "'min' must be <= 'max'",
+        ),
+        (
+            {"search_space": {"depth": {"type": "categorical", "choices": []}}},
+            "search_space.depth",
+            "non-empty 'choices'",
+        ),
+        (
+            {"search_space": {"n_estimators": {"type": "integr", "min": 1, "max": 2}}},
+            "search_space.n_estimators.type",
+            "integer",
+        ),
+    ],
+)
+async def test_bad_requests_fail_before_any_trial(orchestrator, overrides, where, expected) -> None:
+    async with orchestrator:
+        with pytest.raises(SpecError) as caught:
+            await orchestrator.optimize_hyperparameters(seed_request(**overrides))
+        assert orchestrator.list_executions() == []
+    message = str(caught.value)
+    assert where in message and expected in message, message
+
+
+async def test_a_parameter_the_estimator_does_not_take_fails_before_any_trial(
+    orchestrator,
+) -> None:
+    request = seed_request(search_space={"n_estimatorz": {"type": "integer", "min": 10, "max": 20}})
+    async with orchestrator:
+        with pytest.raises(SpecError, match="n_estimatorz"):
+            await orchestrator.optimize_hyperparameters(request)
+        assert orchestrator.list_executions() == []

@@ -1,0 +1,1 @@
+"""Hyperparameter optimization on Optuna, trials run as workflows on the cluster."""

@@ -1,0 +1,303 @@
+"""HyperparameterOptimizer: an Optuna study whose trials are runs of the workflow on Dask.
+
+Each trial is the base workflow with the sampled values written into the tuned tasks'
+parameters, run by the orchestrator like any other workflow. Tasks the tuned parameters do not
+reach (preparation, features) have the same cache keys in every trial, so they are computed
+once and every other trial takes them from the cache (single flight makes concurrent trials
+wait for the one computing them). Up to `n_parallel` trials run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from workbench.dag.records import WorkflowExecution
+from workbench.dag.states import WorkflowStatus
+from workbench.errors import SpecError, SpecIssue, WorkbenchError
+from workbench.spec.models import HyperparameterConfig, SearchDimension, TaskType
+from workbench.tasks.checks import load_workflow
+from workbench.tasks.params import KNOWN_METRICS
+
+if TYPE_CHECKING:
+    import optuna
+
+    from workbench.orchestrator.orchestrator import DistributedOrchestrator
+
+log = logging.getLogger(__name__)
+
+
+class OptimizationRequest(BaseModel):
+    """The seed's shape: the workflow and its hyperparameter configuration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    workflow_spec: dict[str, Any]
+    hyperparameter_config: HyperparameterConfig
+    base_dir: Path | None = None  # where the workflow's relative paths resolve
+
+
+@dataclass(frozen=True)
+class Trial:
+    number: int
+    params: dict[str, Any]
+    value: float | None
+    state: str  # complete | fail
+    duration_s: float
+    execution_id: str | None = None
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class OptimizationResult:
+    study_name: str
+    best_value: float | None
+    best_params: dict[str, Any]
+    trials: list[Trial] = field(default_factory=list)
+    direction: str = "maximize"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study_name": self.study_name,
+            "direction": self.direction,
+            "best_value": self.best_value,
+            "best_params": self.best_params,
+            "trials": [t.__dict__ for t in self.trials],
+        }
+
+
+def parse_request(request: OptimizationRequest | Mapping[str, Any]) -> OptimizationRequest:
+    if isinstance(request, OptimizationRequest):
+        return request
+    try:
+        return OptimizationRequest.model_validate(request)
+    except ValidationError as exc:
+        issues = [
+            SpecIssue(".".join(str(p) for p in error["loc"]), error["msg"])
+            for error in exc.errors()
+        ]
+        raise SpecError(issues, "hyperparameter optimization request") from None
+
+
+class HyperparameterOptimizer:
+    def __init__(self, orchestrator: DistributedOrchestrator) -> None:
+        self.orchestrator = orchestrator
+
+    async def optimize(
+        self, request: OptimizationRequest | Mapping[str, Any]
+    ) -> OptimizationResult:
+        import optuna
+
+        parsed = parse_request(request)
+        config = parsed.hyperparameter_config
+        targets = _check(parsed)
+        study = optuna.create_study(
+            study_name=f"{parsed.workflow_spec.get('workflow_id', 'study')}-{int(time.time())}",
+            storage=self._storage(),
+            direction=config.direction,
+            sampler=_sampler(config),
+        )
+        trials: list[Trial] = []
+        limit = asyncio.Semaphore(config.n_parallel)
+        deadline = None if config.timeout_s is None else time.monotonic() + config.timeout_s
+
+        async def one() -> None:
+            async with limit:
+                if deadline is not None and time.monotonic() > deadline:
+                    return
+                trial = study.ask()
+                trials.append(await self._run_trial(parsed, targets, study, trial))
+
+        await asyncio.gather(*(one() for _ in range(config.max_trials)))
+        done = [t for t in trials if t.value is not None]
+        best = (max if config.direction == "maximize" else min)(
+            done, key=lambda t: t.value or 0.0, default=None
+        )
+        return OptimizationResult(
+            study_name=study.study_name,
+            best_value=None if best is None else best.value,
+            best_params={} if best is None else best.params,
+            trials=sorted(trials, key=lambda t: t.number),
+            direction=config.direction,
+        )
+
+    def _storage(self) -> Any:
+        """A journal file in the cache folder: parallel processes can share it."""
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        folder = self.orchestrator.settings.cache_dir / "studies"
+        folder.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+
+    async def _run_trial(
+        self,
+        request: OptimizationRequest,
+        targets: list[str],
+        study: optuna.Study,
+        trial: optuna.trial.Trial,
+    ) -> Trial:
+        config = request.hyperparameter_config
+        params = {name: _suggest(trial, name, dim) for name, dim in config.search_space.items()}
+        spec = _with_params(request.workflow_spec, targets, params)
+        started = time.monotonic()
+        try:
+            checked = await asyncio.to_thread(load_workflow, spec, base_dir=request.base_dir)
+            execution = await self.orchestrator.run_workflow(checked)
+        except WorkbenchError as exc:
+            study.tell(trial, state=_failed())
+            return Trial(
+                trial.number, params, None, "fail", time.monotonic() - started, None, str(exc)
+            )
+        value = _objective(execution, config.objective_metric)
+        if execution.status is not WorkflowStatus.SUCCEEDED or value is None:
+            error = execution.error.message if execution.error else "objective not reported"
+            study.tell(trial, state=_failed())
+            return Trial(
+                trial.number,
+                params,
+                None,
+                "fail",
+                time.monotonic() - started,
+                execution.execution_id,
+                error,
+            )
+        study.tell(trial, value)
+        return Trial(
+            trial.number,
+            params,
+            value,
+            "complete",
+            time.monotonic() - started,
+            execution.execution_id,
+        )
+
+
+def _check(request: OptimizationRequest) -> list[str]:
+    """Every problem a trial would hit, before any trial runs; returns the tuned tasks."""
+    config = request.hyperparameter_config
+    tasks = request.workflow_spec.get("tasks", [])
+    training = [t["task_id"] for t in tasks if t.get("task_type") == TaskType.MODEL_TRAINING]
+    targets = config.target_tasks or training
+    issues: list[SpecIssue] = []
+    known = {t.get("task_id") for t in tasks}
+    for name in config.target_tasks:
+        if name not in known:
+            issues.append(SpecIssue("hyperparameter_config.target_tasks", f"no task {name!r}"))
+    if not targets:
+        issues.append(
+            SpecIssue(
+                "hyperparameter_config.target_tasks",
+                "the workflow has no model_training task; name the tasks to tune",
+            )
+        )
+    produced = _metrics_produced(tasks)
+    if produced is not None and config.objective_metric not in produced:
+        issues.append(
+            SpecIssue(
+                "hyperparameter_config.objective_metric",
+                f"no task of this workflow reports {config.objective_metric!r}; "
+                f"it reports: {', '.join(sorted(produced))}",
+            )
+        )
+    if issues:
+        raise SpecError(issues, "hyperparameter optimization request")
+    # The extremes of every dimension must be accepted by the tuned tasks' parameters.
+    for corner in ("min", "max"):
+        sample = {name: _corner(dim, corner) for name, dim in config.search_space.items()}
+        load_workflow(
+            _with_params(request.workflow_spec, targets, sample),
+            base_dir=request.base_dir,
+        )
+    return targets
+
+
+def _metrics_produced(tasks: list[dict[str, Any]]) -> set[str] | None:
+    """Metric names the built-in tasks can report; None when a custom task may report any."""
+    produced: set[str] = set()
+    for task in tasks:
+        kind = task.get("task_type")
+        if kind in (TaskType.MODEL_EVALUATION, TaskType.MODEL_VALIDATION):
+            produced |= set(KNOWN_METRICS)
+            produced |= {f"cv_{m}_mean" for m in KNOWN_METRICS}
+        elif kind == TaskType.MODEL_TRAINING:
+            produced |= {f"train_{m}" for m in KNOWN_METRICS}
+        elif kind not in {t.value for t in TaskType}:
+            return None
+    return produced
+
+
+def _objective(execution: WorkflowExecution, name: str) -> float | None:
+    """The objective from an evaluation task (test split), else a validation task (folds),
+    else any task that reports it."""
+    preference = {TaskType.MODEL_EVALUATION.value: 0, TaskType.MODEL_VALIDATION.value: 1}
+    reporting = [t for t in execution.tasks.values() if name in t.metrics]
+    reporting.sort(key=lambda t: preference.get(t.task_type, 2))
+    return float(reporting[0].metrics[name]) if reporting else None
+
+
+def _with_params(
+    spec: Mapping[str, Any], targets: list[str], params: Mapping[str, Any]
+) -> dict[str, Any]:
+    trial_spec = copy.deepcopy(dict(spec))
+    for task in trial_spec.get("tasks", []):
+        if task.get("task_id") in targets:
+            task["parameters"] = {**task.get("parameters", {}), **params}
+    return trial_spec
+
+
+def _suggest(trial: optuna.trial.Trial, name: str, dim: SearchDimension) -> Any:
+    if dim.type == "categorical":
+        return trial.suggest_categorical(name, dim.choices or [])
+    assert dim.min is not None and dim.max is not None
+    if dim.type == "integer":
+        step = int(dim.step) if dim.step else 1
+        return trial.suggest_int(name, int(dim.min), int(dim.max), step=step, log=dim.log)
+    return trial.suggest_float(name, dim.min, dim.max, step=dim.step, log=dim.log)
+
+
+def _corner(dim: SearchDimension, which: str) -> Any:
+    if dim.type == "categorical":
+        return (dim.choices or [None])[0 if which == "min" else -1]
+    value = dim.min if which == "min" else dim.max
+    return int(value) if dim.type == "integer" and value is not None else value
+
+
+def _sampler(config: HyperparameterConfig) -> Any:
+    import optuna
+
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if config.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=config.seed)
+    if config.sampler == "grid":
+        grid = {
+            name: (dim.choices or []) if dim.type == "categorical" else _grid_values(dim)
+            for name, dim in config.search_space.items()
+        }
+        return optuna.samplers.GridSampler(grid, seed=config.seed)
+    return optuna.samplers.TPESampler(seed=config.seed)
+
+
+def _grid_values(dim: SearchDimension) -> list[Any]:
+    assert dim.min is not None and dim.max is not None
+    if dim.type == "integer":
+        step = int(dim.step or 1)
+        return list(range(int(dim.min), int(dim.max) + 1, step))
+    spacing = dim.step or (dim.max - dim.min) / 4
+    count = round((dim.max - dim.min) / spacing)
+    return [dim.min + i * spacing for i in range(count + 1)]
+
+
+def _failed() -> Any:
+    import optuna
+
+    return optuna.trial.TrialState.FAIL
