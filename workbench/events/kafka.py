@@ -16,6 +16,7 @@ import contextlib
 import logging
 import ssl
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from workbench.errors import ProfileError
@@ -33,6 +34,7 @@ _ACK_GRACE_S = 0.2  # aiokafka expires a batch on its next retry, 100 ms after t
 _RETRY_FIRST_S = 0.1
 _RETRY_MAX_S = 5.0
 _SASL = ("SASL_PLAINTEXT", "SASL_SSL")
+OVERFLOW_REPORT_S = 10.0  # how often an overflowing queue is reported, at most
 
 
 def producer_options(settings: Settings, client_id: str | None = None) -> dict[str, Any]:
@@ -78,6 +80,7 @@ class KafkaPublisher:
     """
 
     def __init__(self, settings: Settings, *, client_id: str | None = None) -> None:
+        self._overflow_reported_at = -OVERFLOW_REPORT_S
         self._options = producer_options(settings, client_id)
         self._bootstrap = settings.kafka_bootstrap_servers
         self._topic = settings.kafka_topic
@@ -130,10 +133,27 @@ class KafkaPublisher:
                     self.stats.received += 1
                     count_dropped(self.stats, [event])
                     return
+                lost = self.stats.coalesced + self.stats.dropped
                 self._queue.put(event)
+                overflowing = self.stats.coalesced + self.stats.dropped > lost
+            if overflowing:
+                self._report_overflow()
             self._wake()
         except Exception:  # a display feed must never fail a workflow
             log.exception("could not queue %s event for Kafka", getattr(event, "type", "?"))
+
+    def _report_overflow(self) -> None:
+        """Say so when the queue overflows: at once, then at most every OVERFLOW_REPORT_S."""
+        now = time.monotonic()
+        if now - self._overflow_reported_at >= OVERFLOW_REPORT_S:
+            self._overflow_reported_at = now
+            log.warning(
+                "the event queue is full (Kafka slower than the events): %d progress "
+                "reports coalesced, %d events dropped (%d of them state changes) so far",
+                self.stats.coalesced,
+                self.stats.dropped,
+                self.stats.dropped_state_changes,
+            )
 
     async def close(self, timeout: float | None = None) -> None:
         """Send what is queued, within `timeout` (default: events_shutdown_timeout_s) even

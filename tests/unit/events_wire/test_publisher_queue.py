@@ -327,3 +327,13 @@ QtOV951EcQEEZEL+rTjkYn3IWvxg9FrniZFgw79bl3ACID9w7rSeXtUCIDZZ0ioE
 x3jmBbXKao+2mUmhrz8Sb/nw
 -----END CERTIFICATE-----
 """
+
+
+def test_an_overflowing_queue_is_reported_at_once_then_sparingly(caplog) -> None:
+    publisher = KafkaPublisher(settings())
+    with caplog.at_level("WARNING", logger="workbench.events.kafka"):
+        for _ in range(50):
+            publisher.publish(event())
+    reports = [r for r in caplog.records if "event queue is full" in r.getMessage()]
+    assert len(reports) == 1, "once, not for each of the 45 dropped events"
+    assert "1 events dropped" in reports[0].getMessage()
