@@ -67,6 +67,10 @@ def orchestrator(dask_cluster, tmp_path: Path) -> DistributedOrchestrator:
 
 
 async def test_the_seed_request_finds_the_best_trial(orchestrator) -> None:
+    from workbench.events.models import EventType
+
+    events: list = []
+    orchestrator.bus.subscribe(events.append)
     async with orchestrator:
         result = await orchestrator.optimize_hyperparameters(seed_request())
         executions = [orchestrator.get_execution(t.execution_id) for t in result.trials]
@@ -85,6 +89,40 @@ async def test_the_seed_request_finds_the_best_trial(orchestrator) -> None:
     # Each trial trained with its own sampled values.
     trained = {e.tasks["train_model"].state for e in executions}
     assert trained == {TaskState.SUCCEEDED}
+    # One event as each trial starts and one as it ends, for the UIs.
+    finished = [e for e in events if e.type is EventType.TRIAL_FINISHED]
+    assert sum(e.type is EventType.TRIAL_STARTED for e in events) == 4
+    assert sorted(e.data["trial"] for e in finished) == [0, 1, 2, 3]
+    assert {e.data["value"] for e in finished} == {t.value for t in result.trials}
+
+
+def test_workbench_hpo_runs_the_seed_shape_of_request(tmp_path: Path) -> None:
+    """The seed's workflow has no evaluation step: each trial gets one, on the test split."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    workflow = base_workflow()
+    workflow["tasks"] = workflow["tasks"][:3]  # prepare, features, train: no evaluation
+    (tmp_path / "flow.json").write_text(json.dumps(workflow))
+    request = seed_request(max_trials=3)
+    request["workflow_spec"] = "flow.json"
+    (tmp_path / "hpo.json").write_text(json.dumps(request))
+    done = subprocess.run(
+        [sys.executable, "-m", "workbench", "hpo", "hpo.json", "--json", "--workers", "2"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        env={**os.environ, "WORKBENCH_CACHE_DIR": str(tmp_path / "cache")},
+    )
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert len(result["trials"]) == 3
+    assert all(t["state"] == "complete" for t in result["trials"])
+    assert 0.0 < result["best_value"] <= 1.0
+    assert set(result["best_params"]) == {"n_estimators", "learning_rate"}
 
 
 @pytest.mark.parametrize(

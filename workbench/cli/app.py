@@ -12,6 +12,7 @@ import typer
 from workbench.cli.cache_commands import cache_app
 from workbench.cli.cluster_commands import cluster_app, orchestrator
 from workbench.cli.events_commands import events_app
+from workbench.cli.hpo_commands import hpo
 from workbench.cli.output import err, fail, out
 from workbench.errors import WorkbenchError
 
@@ -28,6 +29,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(events_app, name="events")
 app.command("orchestrator")(orchestrator)
+app.command("hpo")(hpo)
 
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130

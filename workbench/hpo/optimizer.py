@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from workbench.dag.records import WorkflowExecution
 from workbench.dag.states import WorkflowStatus
 from workbench.errors import SpecError, SpecIssue, WorkbenchError
+from workbench.events.models import Event, EventType
 from workbench.spec.models import HyperparameterConfig, SearchDimension, TaskType
 from workbench.tasks.checks import load_workflow
 from workbench.tasks.params import KNOWN_METRICS
@@ -63,6 +64,7 @@ class OptimizationResult:
     best_params: dict[str, Any]
     trials: list[Trial] = field(default_factory=list)
     direction: str = "maximize"
+    importances: dict[str, float] = field(default_factory=dict)  # parameter -> share
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -71,6 +73,7 @@ class OptimizationResult:
             "best_value": self.best_value,
             "best_params": self.best_params,
             "trials": [t.__dict__ for t in self.trials],
+            "importances": self.importances,
         }
 
 
@@ -87,6 +90,41 @@ def parse_request(request: OptimizationRequest | Mapping[str, Any]) -> Optimizat
         raise SpecError(issues, "hyperparameter optimization request") from None
 
 
+def load_request(path: Path) -> OptimizationRequest:
+    """A request from a JSON or YAML file. Its `workflow_spec` is the workflow itself or the
+    path of a workflow file (relative to the request's folder); the workflow's relative paths
+    resolve against its own folder."""
+    import yaml
+
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SpecError([SpecIssue("", f"cannot read the request: {exc}")], str(path)) from None
+    except yaml.YAMLError as exc:
+        raise SpecError([SpecIssue("", f"not valid JSON or YAML: {exc}")], str(path)) from None
+    if not isinstance(data, dict):
+        raise SpecError([SpecIssue("", "the request must be a mapping")], str(path))
+    base_dir = path.parent
+    workflow = data.get("workflow_spec")
+    if isinstance(workflow, str):
+        workflow_path = (path.parent / workflow).resolve()
+        try:
+            data["workflow_spec"] = yaml.safe_load(workflow_path.read_text(encoding="utf-8"))
+        except (OSError, yaml.YAMLError) as exc:
+            issue = SpecIssue("workflow_spec", f"cannot load {workflow_path}: {exc}")
+            raise SpecError([issue], str(path)) from None
+        base_dir = workflow_path.parent
+    data.setdefault("base_dir", str(base_dir))
+    try:
+        return OptimizationRequest.model_validate(data)
+    except ValidationError as exc:
+        issues = [
+            SpecIssue(".".join(str(p) for p in error["loc"]), error["msg"])
+            for error in exc.errors()
+        ]
+        raise SpecError(issues, str(path)) from None
+
+
 class HyperparameterOptimizer:
     def __init__(self, orchestrator: DistributedOrchestrator) -> None:
         self.orchestrator = orchestrator
@@ -96,8 +134,10 @@ class HyperparameterOptimizer:
     ) -> OptimizationResult:
         import optuna
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are our events instead
         parsed = parse_request(request)
         config = parsed.hyperparameter_config
+        parsed = _with_evaluation(parsed)
         targets = _check(parsed)
         study = optuna.create_study(
             study_name=f"{parsed.workflow_spec.get('workflow_id', 'study')}-{int(time.time())}",
@@ -127,6 +167,7 @@ class HyperparameterOptimizer:
             best_params={} if best is None else best.params,
             trials=sorted(trials, key=lambda t: t.number),
             direction=config.direction,
+            importances=_importances(study, len(done)),
         )
 
     def _storage(self) -> Any:
@@ -149,6 +190,48 @@ class HyperparameterOptimizer:
         params = {name: _suggest(trial, name, dim) for name, dim in config.search_space.items()}
         spec = _with_params(request.workflow_spec, targets, params)
         started = time.monotonic()
+        self._trial_event(study.study_name, trial.number, EventType.TRIAL_STARTED, params=params)
+        result = await self._evaluate(request, spec, study, trial, params, started)
+        self._trial_event(
+            study.study_name,
+            trial.number,
+            EventType.TRIAL_FINISHED,
+            params=params,
+            value=result.value,
+            state=result.state,
+            duration_s=result.duration_s,
+            trial_execution=result.execution_id,
+            error=result.error,
+        )
+        return result
+
+    def _trial_event(self, study: str, number: int, kind: EventType, **data: Any) -> None:
+        """For the UIs: the study is the 'execution' of its trial events."""
+        self.orchestrator.bus.publish(
+            Event(
+                type=kind,
+                execution_id=study,
+                workflow_id=study,
+                task_id=f"trial-{number}",
+                status=data.get("state"),
+                metrics={} if data.get("value") is None else {"value": float(data["value"])},
+                data={"trial": number, **data},
+                instance_id=self.orchestrator.instance_id,
+                seq=2 * number + (1 if kind is EventType.TRIAL_STARTED else 2),
+                timestamp=time.time(),
+            )
+        )
+
+    async def _evaluate(
+        self,
+        request: OptimizationRequest,
+        spec: dict[str, Any],
+        study: optuna.Study,
+        trial: optuna.trial.Trial,
+        params: dict[str, Any],
+        started: float,
+    ) -> Trial:
+        config = request.hyperparameter_config
         try:
             checked = await asyncio.to_thread(load_workflow, spec, base_dir=request.base_dir)
             execution = await self.orchestrator.run_workflow(checked)
@@ -179,6 +262,35 @@ class HyperparameterOptimizer:
             time.monotonic() - started,
             execution.execution_id,
         )
+
+
+EVALUATION_TASK = "hpo_evaluate"
+
+
+def _with_evaluation(request: OptimizationRequest) -> OptimizationRequest:
+    """A held-out objective for a workflow that has none: when no task reports the objective
+    but it is a metric the evaluation task computes, every trial gets an evaluation of the
+    tuned models on the test split (the seed's example tunes a workflow of preparation and
+    training alone). Tuning on training-split metrics would reward overfitting."""
+    config = request.hyperparameter_config
+    tasks = list(request.workflow_spec.get("tasks", []))
+    produced = _metrics_produced(tasks)
+    if produced is None or config.objective_metric in produced:
+        return request
+    if config.objective_metric not in KNOWN_METRICS:
+        return request  # _check explains what the workflow reports
+    training = [t["task_id"] for t in tasks if t.get("task_type") == TaskType.MODEL_TRAINING]
+    targets = config.target_tasks or training
+    if not targets:
+        return request
+    evaluation = {
+        "task_id": EVALUATION_TASK,
+        "task_type": TaskType.MODEL_EVALUATION.value,
+        "dependencies": list(targets),
+        "description": f"added to measure {config.objective_metric} on the test split",
+    }
+    spec = {**request.workflow_spec, "tasks": [*tasks, evaluation]}
+    return request.model_copy(update={"workflow_spec": spec})
 
 
 def _check(request: OptimizationRequest) -> list[str]:
@@ -295,6 +407,19 @@ def _grid_values(dim: SearchDimension) -> list[Any]:
     spacing = dim.step or (dim.max - dim.min) / 4
     count = round((dim.max - dim.min) / spacing)
     return [dim.min + i * spacing for i in range(count + 1)]
+
+
+def _importances(study: optuna.Study, completed: int) -> dict[str, float]:
+    """How much each parameter explains the objective (fANOVA); empty with too few trials."""
+    import optuna
+
+    if completed < 2:
+        return {}
+    try:
+        return dict(optuna.importance.get_param_importances(study))
+    except (RuntimeError, ValueError, ImportError) as exc:
+        log.info("no parameter importances: %s", exc)
+        return {}
 
 
 def _failed() -> Any:
