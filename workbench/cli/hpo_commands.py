@@ -34,17 +34,20 @@ def hpo(
         request = load_request(file)
     except WorkbenchError as exc:
         raise fail(exc) from None
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # the table shows the trials
     board = TrialBoard(request.hyperparameter_config.direction)
     workbench = Workbench.local(workers=workers)
     subscription = workbench.orchestrator.bus.subscribe(board.on_event)
     try:
         if as_json:
-            result = workbench.optimize(request)
+            result = workbench.optimize(request, importances=True)
         else:
             with Live(
                 console=err, refresh_per_second=4, get_renderable=board.render, transient=True
             ):
-                result = workbench.optimize(request)
+                result = workbench.optimize(request, importances=True)
     except WorkbenchError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:

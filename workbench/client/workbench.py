@@ -132,9 +132,11 @@ class Workbench:
         )
         return execution
 
-    def optimize(self, request: Any) -> Any:
+    def optimize(self, request: Any, *, importances: bool = False) -> Any:
         """`orchestrator.optimize_hyperparameters` as a blocking call."""
-        return self._call(self.orchestrator.optimize_hyperparameters, request)
+        return self._call(
+            partial(self.orchestrator.optimize_hyperparameters, request, importances=importances)
+        )
 
     def cancel(self, execution_id: str) -> None:
         self._call(self.orchestrator.cancel_execution, execution_id)

@@ -236,7 +236,10 @@ class ExecutionRun:
             return  # not ours: another task, or an earlier owner's run of this execution
         kind, at = message["k"], message["at"]
         if kind == "started":
-            self.handle(TaskStarted(task_id, message["attempt"], message.get("worker"), at))
+            # A start is announced late (after 100 ms, or with its first progress): the
+            # attempt's own start time is in the message.
+            started = message.get("started_at", at)
+            self.handle(TaskStarted(task_id, message["attempt"], message.get("worker"), started))
         elif kind == "progress":
             self.handle(TaskProgress(task_id, message["fraction"], message.get("message", "")))
         elif kind == "metric":

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import secrets
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -22,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from workbench.dag.records import WorkflowExecution
 from workbench.dag.states import WorkflowStatus
-from workbench.errors import SpecError, SpecIssue, WorkbenchError
+from workbench.errors import SpecError, SpecIssue
 from workbench.events.models import Event, EventType
 from workbench.spec.models import HyperparameterConfig, SearchDimension, TaskType
 from workbench.tasks.checks import load_workflow
@@ -130,18 +131,20 @@ class HyperparameterOptimizer:
         self.orchestrator = orchestrator
 
     async def optimize(
-        self, request: OptimizationRequest | Mapping[str, Any]
+        self, request: OptimizationRequest | Mapping[str, Any], *, importances: bool = False
     ) -> OptimizationResult:
+        """Run the study. With `importances`, also how much each parameter mattered (fANOVA:
+        it loads scikit-learn and takes about a second, so it is asked for, not default)."""
         import optuna
 
-        optuna.logging.set_verbosity(optuna.logging.WARNING)  # trials are our events instead
         parsed = parse_request(request)
         config = parsed.hyperparameter_config
         parsed = _with_evaluation(parsed)
         targets = _check(parsed)
+        name = f"{parsed.workflow_spec.get('workflow_id', 'study')}-{secrets.token_hex(4)}"
         study = optuna.create_study(
-            study_name=f"{parsed.workflow_spec.get('workflow_id', 'study')}-{int(time.time())}",
-            storage=self._storage(),
+            study_name=name,
+            storage=self._storage(name),
             direction=config.direction,
             sampler=_sampler(config),
         )
@@ -167,17 +170,19 @@ class HyperparameterOptimizer:
             best_params={} if best is None else best.params,
             trials=sorted(trials, key=lambda t: t.number),
             direction=config.direction,
-            importances=_importances(study, len(done)),
+            importances=(
+                await asyncio.to_thread(_importances, study, len(done)) if importances else {}
+            ),
         )
 
-    def _storage(self) -> Any:
-        """A journal file in the cache folder: parallel processes can share it."""
+    def _storage(self, name: str) -> Any:
+        """A journal file per study in the cache folder: parallel processes can share it."""
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
         folder = self.orchestrator.settings.cache_dir / "studies"
         folder.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(folder / "journal.log")))
+        return JournalStorage(JournalFileBackend(str(folder / f"{name}.log")))
 
     async def _run_trial(
         self,
@@ -235,7 +240,8 @@ class HyperparameterOptimizer:
         try:
             checked = await asyncio.to_thread(load_workflow, spec, base_dir=request.base_dir)
             execution = await self.orchestrator.run_workflow(checked)
-        except WorkbenchError as exc:
+        except Exception as exc:  # one trial's failure is the study's data, not its end
+            log.warning("trial %d failed: %s", trial.number, exc)
             study.tell(trial, state=_failed())
             return Trial(
                 trial.number, params, None, "fail", time.monotonic() - started, None, str(exc)
@@ -415,6 +421,9 @@ def _importances(study: optuna.Study, completed: int) -> dict[str, float]:
 
     if completed < 2:
         return {}
+    names = list(study.best_params)
+    if len(names) == 1:  # nothing to apportion
+        return {names[0]: 1.0}
     try:
         return dict(optuna.importance.get_param_importances(study))
     except (RuntimeError, ValueError, ImportError) as exc:

@@ -248,12 +248,13 @@ class DistributedOrchestrator:
             _, old = self._kept.popitem(last=False)
             old.futures.clear()
 
-    async def optimize_hyperparameters(self, request: Any) -> Any:
+    async def optimize_hyperparameters(self, request: Any, *, importances: bool = False) -> Any:
         """Search hyperparameters: `{"workflow_spec": ..., "hyperparameter_config": ...}` (the
-        seed's shape). Returns an OptimizationResult (best value and parameters, every trial)."""
+        seed's shape). Returns an OptimizationResult (best value and parameters, every trial;
+        with `importances`, how much each parameter mattered)."""
         from workbench.hpo.optimizer import HyperparameterOptimizer
 
-        return await HyperparameterOptimizer(self).optimize(request)
+        return await HyperparameterOptimizer(self).optimize(request, importances=importances)
 
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = None
