@@ -164,8 +164,7 @@ class ResultCache:
         return sum(b.clear() for b in (backends or self.configured_backends()))
 
     def close(self) -> None:
-        for backend in {id(b): b for b in self._backends.values()}.values():
-            backend.close()
+        # Every strategy's backend is made of these tiers (hybrid of two, none of nothing).
         for tier in (self._memory, self._disk, self._redis):
             if tier is not None:
                 tier.close()

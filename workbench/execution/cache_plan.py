@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from workbench.cache.code import code_version
 from workbench.cache.fingerprints import FileFingerprints
 from workbench.cache.keys import KeyInputs
-from workbench.spec.models import CacheStrategy
+from workbench.spec.models import CacheStrategy, TaskSpec
 from workbench.tasks.checks import INPUT_FILE_MARK, CheckedWorkflow
 
 
@@ -52,7 +52,7 @@ def plan_cache(
     for task_id in checked.order:
         task = tasks[task_id]
         strategy = task.cache_strategy or default_strategy
-        inputs, problem = _key_inputs(checked, task_id, plans, fingerprints)
+        inputs, problem = _key_inputs(checked, task, plans, fingerprints)
         key = inputs.key() if inputs is not None else None
         usable = (
             key is not None and strategy is not CacheStrategy.NONE and mode is not CacheMode.OFF
@@ -77,11 +77,11 @@ def plan_cache(
 
 def _key_inputs(
     checked: CheckedWorkflow,
-    task_id: str,
+    task: TaskSpec,
     plans: Mapping[str, TaskCachePlan],
     fingerprints: FileFingerprints,
 ) -> tuple[KeyInputs | None, str]:
-    task = next(t for t in checked.spec.tasks if t.task_id == task_id)
+    task_id = task.task_id
     upstream: dict[str, str] = {}
     for dep in dict.fromkeys(task.dependencies):
         dep_key = plans[dep].key

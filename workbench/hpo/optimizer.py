@@ -81,14 +81,18 @@ class OptimizationResult:
 def parse_request(request: OptimizationRequest | Mapping[str, Any]) -> OptimizationRequest:
     if isinstance(request, OptimizationRequest):
         return request
+    return _validated(request, "hyperparameter optimization request")
+
+
+def _validated(data: Mapping[str, Any], source: str) -> OptimizationRequest:
     try:
-        return OptimizationRequest.model_validate(request)
+        return OptimizationRequest.model_validate(data)
     except ValidationError as exc:
         issues = [
             SpecIssue(".".join(str(p) for p in error["loc"]), error["msg"])
             for error in exc.errors()
         ]
-        raise SpecError(issues, "hyperparameter optimization request") from None
+        raise SpecError(issues, source) from None
 
 
 def load_request(path: Path) -> OptimizationRequest:
@@ -116,14 +120,7 @@ def load_request(path: Path) -> OptimizationRequest:
             raise SpecError([issue], str(path)) from None
         base_dir = workflow_path.parent
     data.setdefault("base_dir", str(base_dir))
-    try:
-        return OptimizationRequest.model_validate(data)
-    except ValidationError as exc:
-        issues = [
-            SpecIssue(".".join(str(p) for p in error["loc"]), error["msg"])
-            for error in exc.errors()
-        ]
-        raise SpecError(issues, str(path)) from None
+    return _validated(data, str(path))
 
 
 class HyperparameterOptimizer:

@@ -164,14 +164,7 @@ class DistributedOrchestrator:
             return await self.cluster.submit(checked, mode.value)
         execution_id = f"{checked.spec.workflow_id}-{secrets.token_hex(4)}"
         execution = _new_execution(execution_id, checked)
-        run = ExecutionRun(
-            execution,
-            _invocations(execution_id, checked, work_root=self.settings.artifact_root),
-            list(checked.order),
-            self.executor,
-            self.bus.publish,
-            self.instance_id,
-        )
+        run = self._new_run(checked, execution)
         self._executions[execution_id] = execution
         self._runs[execution_id] = run
         self._tasks[execution_id] = asyncio.create_task(self._drive(run, checked, mode))
@@ -198,24 +191,30 @@ class DistributedOrchestrator:
         self, checked: CheckedWorkflow, execution: WorkflowExecution, mode: CacheMode, epoch: int
     ) -> ExecutionRun:
         """A run of an execution this instance owns in a cluster; worker reports reach it."""
-        execution_id = execution.execution_id
-        run = ExecutionRun(
+        run = self._new_run(checked, execution, epoch)
+        run.cache = await self._run_cache(checked, execution.execution_id, mode)
+        self._runs[execution.execution_id] = run
+        return run
+
+    def _new_run(
+        self, checked: CheckedWorkflow, execution: WorkflowExecution, epoch: int | None = None
+    ) -> ExecutionRun:
+        """A run on this orchestrator's executor and bus. In a cluster, `epoch` (the owner's)
+        tags its Dask keys and numbers its events after those of earlier owners."""
+        return ExecutionRun(
             execution,
             _invocations(
-                execution_id,
+                execution.execution_id,
                 checked,
-                run_tag=f"@{epoch}",
+                run_tag="" if epoch is None else f"@{epoch}",
                 work_root=self.settings.artifact_root,
             ),
             list(checked.order),
             self.executor,
             self.bus.publish,
             self.instance_id,
-            seq_start=epoch << SEQ_EPOCH_SHIFT,
+            seq_start=0 if epoch is None else epoch << SEQ_EPOCH_SHIFT,
         )
-        run.cache = await self._run_cache(checked, execution_id, mode)
-        self._runs[execution_id] = run
-        return run
 
     def _forget(self, execution_id: str) -> None:
         self._runs.pop(execution_id, None)

@@ -190,7 +190,7 @@ class OwnedRun:
             )
         )
 
-    async def mark_running(self) -> None:
+    def mark_running(self) -> None:
         owner, epoch = self.instance_id, self.epoch
         self._commits.put_nowait(
             lambda: self.store.commit_execution(
@@ -258,7 +258,7 @@ class OwnedRuns:
                 run = self.active[execution_id] = OwnedRun(
                     stored, self.instance_id, self.store, self._make_run, self._subscribe
                 )
-                await run.mark_running()
+                run.mark_running()
                 run.start()
                 assert run.task is not None
                 run.task.add_done_callback(functools.partial(self._done, execution_id, run))
