@@ -96,8 +96,6 @@ class ClusterMember:
         self.token: int | None = None
         self._renewed_at = 0.0  # when the last successful renewal (or acquisition) began
         self.started_at = time.time()
-        self.assignments = 0  # made while leading (for status and benchmarks)
-        self.first_assignment_at: float | None = None  # wall clock, per leadership
         self._tasks: list[asyncio.Task[None]] = []
         self._emit = emit
         self._workers = workers
@@ -219,7 +217,6 @@ class ClusterMember:
             token = await asyncio.to_thread(self.election.try_acquire)
             if token is not None:
                 self.token, self._renewed_at = token, started
-                self.first_assignment_at = None
                 log.info("%s leads the cluster (fencing token %d)", self.instance_id, token)
                 self._cluster_event(EventType.LEADER_ELECTED, token=token, seq=token)
         elif self._clock() - self._renewed_at >= self.settings.renew_interval_ms / 1000:
@@ -298,9 +295,6 @@ class ClusterMember:
             if result.ok:
                 free[target] -= 1
                 assigned += 1
-                self.assignments += 1
-                if self.first_assignment_at is None:
-                    self.first_assignment_at = time.time()
                 epoch = result.epoch or 0
                 self._cluster_event(
                     EventType.WORKFLOW_ASSIGNED,
