@@ -25,7 +25,8 @@ from workbench.dag.records import WorkflowExecution
 from workbench.dag.states import WorkflowStatus
 from workbench.errors import SpecError, SpecIssue
 from workbench.events.models import Event, EventType
-from workbench.spec.models import HyperparameterConfig, SearchDimension, TaskType
+from workbench.hpo.space import corner, make_sampler, suggest
+from workbench.spec.models import HyperparameterConfig, TaskType
 from workbench.tasks.checks import load_workflow
 from workbench.tasks.params import KNOWN_METRICS
 
@@ -143,7 +144,7 @@ class HyperparameterOptimizer:
             study_name=name,
             storage=self._storage(name),
             direction=config.direction,
-            sampler=_sampler(config),
+            sampler=make_sampler(config),
         )
         trials: list[Trial] = []
         limit = asyncio.Semaphore(config.n_parallel)
@@ -189,7 +190,7 @@ class HyperparameterOptimizer:
         trial: optuna.trial.Trial,
     ) -> Trial:
         config = request.hyperparameter_config
-        params = {name: _suggest(trial, name, dim) for name, dim in config.search_space.items()}
+        params = {name: suggest(trial, name, dim) for name, dim in config.search_space.items()}
         spec = _with_params(request.workflow_spec, targets, params)
         started = time.monotonic()
         self._trial_event(study.study_name, trial.number, EventType.TRIAL_STARTED, params=params)
@@ -326,8 +327,8 @@ def _check(request: OptimizationRequest) -> list[str]:
     if issues:
         raise SpecError(issues, "hyperparameter optimization request")
     # The extremes of every dimension must be accepted by the tuned tasks' parameters.
-    for corner in ("min", "max"):
-        sample = {name: _corner(dim, corner) for name, dim in config.search_space.items()}
+    for end in ("min", "max"):
+        sample = {name: corner(dim, end) for name, dim in config.search_space.items()}
         load_workflow(
             _with_params(request.workflow_spec, targets, sample),
             base_dir=request.base_dir,
@@ -367,49 +368,6 @@ def _with_params(
         if task.get("task_id") in targets:
             task["parameters"] = {**task.get("parameters", {}), **params}
     return trial_spec
-
-
-def _suggest(trial: optuna.trial.Trial, name: str, dim: SearchDimension) -> Any:
-    if dim.type == "categorical":
-        return trial.suggest_categorical(name, dim.choices or [])
-    assert dim.min is not None and dim.max is not None
-    if dim.type == "integer":
-        step = int(dim.step) if dim.step else 1
-        return trial.suggest_int(name, int(dim.min), int(dim.max), step=step, log=dim.log)
-    return trial.suggest_float(name, dim.min, dim.max, step=dim.step, log=dim.log)
-
-
-def _corner(dim: SearchDimension, which: str) -> Any:
-    if dim.type == "categorical":
-        return (dim.choices or [None])[0 if which == "min" else -1]
-    value = dim.min if which == "min" else dim.max
-    return int(value) if dim.type == "integer" and value is not None else value
-
-
-def _sampler(config: HyperparameterConfig) -> Any:
-    import optuna
-
-    if config.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=config.seed)
-    if config.sampler == "cmaes":
-        return optuna.samplers.CmaEsSampler(seed=config.seed)
-    if config.sampler == "grid":
-        grid = {
-            name: (dim.choices or []) if dim.type == "categorical" else _grid_values(dim)
-            for name, dim in config.search_space.items()
-        }
-        return optuna.samplers.GridSampler(grid, seed=config.seed)
-    return optuna.samplers.TPESampler(seed=config.seed)
-
-
-def _grid_values(dim: SearchDimension) -> list[Any]:
-    assert dim.min is not None and dim.max is not None
-    if dim.type == "integer":
-        step = int(dim.step or 1)
-        return list(range(int(dim.min), int(dim.max) + 1, step))
-    spacing = dim.step or (dim.max - dim.min) / 4
-    count = round((dim.max - dim.min) / spacing)
-    return [dim.min + i * spacing for i in range(count + 1)]
 
 
 def _importances(study: optuna.Study, completed: int) -> dict[str, float]:

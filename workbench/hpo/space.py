@@ -1,0 +1,68 @@
+"""The search space in Optuna's terms: sampling a dimension, its extremes (checked before any
+trial runs), and the sampler and pruner a configuration names. Shared by the study optimizer and
+the `hyperparameter_tuning` task type."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from workbench.spec.models import HyperparameterConfig, SearchDimension
+
+if TYPE_CHECKING:
+    import optuna
+
+
+def suggest(trial: optuna.trial.Trial, name: str, dim: SearchDimension) -> Any:
+    if dim.type == "categorical":
+        return trial.suggest_categorical(name, dim.choices or [])
+    assert dim.min is not None and dim.max is not None
+    if dim.type == "integer":
+        step = int(dim.step) if dim.step else 1
+        return trial.suggest_int(name, int(dim.min), int(dim.max), step=step, log=dim.log)
+    return trial.suggest_float(name, dim.min, dim.max, step=dim.step, log=dim.log)
+
+
+def corner(dim: SearchDimension, which: str) -> Any:
+    if dim.type == "categorical":
+        return (dim.choices or [None])[0 if which == "min" else -1]
+    value = dim.min if which == "min" else dim.max
+    return int(value) if dim.type == "integer" and value is not None else value
+
+
+def make_sampler(config: HyperparameterConfig) -> Any:
+    import optuna
+
+    if config.sampler == "random":
+        return optuna.samplers.RandomSampler(seed=config.seed)
+    if config.sampler == "cmaes":
+        return optuna.samplers.CmaEsSampler(seed=config.seed)
+    if config.sampler == "grid":
+        grid = {
+            name: (dim.choices or []) if dim.type == "categorical" else _grid_values(dim)
+            for name, dim in config.search_space.items()
+        }
+        return optuna.samplers.GridSampler(grid, seed=config.seed)
+    return optuna.samplers.TPESampler(seed=config.seed)
+
+
+def _grid_values(dim: SearchDimension) -> list[Any]:
+    assert dim.min is not None and dim.max is not None
+    if dim.type == "integer":
+        step = int(dim.step or 1)
+        return list(range(int(dim.min), int(dim.max) + 1, step))
+    spacing = dim.step or (dim.max - dim.min) / 4
+    count = round((dim.max - dim.min) / spacing)
+    return [dim.min + i * spacing for i in range(count + 1)]
+
+
+def make_pruner(config: HyperparameterConfig) -> Any:
+    """median: stop a trial whose intermediate value is worse than the median of earlier
+    trials at the same step (after 2 trials and 1 step); hyperband: successive halving over
+    the steps; none: never prune."""
+    import optuna
+
+    if config.pruner == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+    if config.pruner == "hyperband":
+        return optuna.pruners.HyperbandPruner()
+    return optuna.pruners.NopPruner()
