@@ -72,7 +72,8 @@ async def test_the_seed_request_finds_the_best_trial(orchestrator) -> None:
     events: list = []
     orchestrator.bus.subscribe(events.append)
     async with orchestrator:
-        result = await orchestrator.optimize_hyperparameters(seed_request())
+        # No pruning here: every trial must train to the end for the cache checks below.
+        result = await orchestrator.optimize_hyperparameters(seed_request(pruner="none"))
         executions = [orchestrator.get_execution(t.execution_id) for t in result.trials]
     assert len(result.trials) == 4
     assert all(t.state == "complete" and t.value is not None for t in result.trials)
@@ -120,7 +121,9 @@ def test_workbench_hpo_runs_the_seed_shape_of_request(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert len(result["trials"]) == 3
-    assert all(t["state"] == "complete" for t in result["trials"])
+    # The seed's request names no pruner: the default (median) may stop a poor trial early.
+    states = [t["state"] for t in result["trials"]]
+    assert set(states) <= {"complete", "pruned"} and "complete" in states, states
     assert 0.0 < result["best_value"] <= 1.0
     assert set(result["best_params"]) == {"n_estimators", "learning_rate"}
 
@@ -163,3 +166,33 @@ async def test_a_parameter_the_estimator_does_not_take_fails_before_any_trial(
         with pytest.raises(SpecError, match="n_estimatorz"):
             await orchestrator.optimize_hyperparameters(request)
         assert orchestrator.list_executions() == []
+
+
+async def test_pruning_stops_a_poor_trial_while_it_trains(orchestrator) -> None:
+    """Two good learning rates, then one that learns nothing: the median pruner stops the
+    third trial's training after its first checkpoint, long before its 200 rounds."""
+    request = seed_request(
+        search_space={"learning_rate": {"type": "categorical", "choices": [0.3, 0.25, 1e-6]}},
+        sampler="grid",
+        seed=5,  # the grid's order: 0.3, 0.25, then 1e-6
+        n_parallel=1,
+        max_trials=3,
+        pruner="median",
+    )
+    request["workflow_spec"]["tasks"][2]["parameters"]["n_estimators"] = 200
+    async with orchestrator:
+        result = await orchestrator.optimize_hyperparameters(request)
+        executions = {t.number: orchestrator.get_execution(t.execution_id) for t in result.trials}
+    states = {t.number: t.state for t in result.trials}
+    assert states == {0: "complete", 1: "complete", 2: "pruned"}, result.trials
+    pruned = next(t for t in result.trials if t.state == "pruned")
+    assert pruned.params == {"learning_rate": 1e-6}
+    assert pruned.value is not None  # its last intermediate value
+    training = executions[2].tasks["train_model"]
+    assert training.state is TaskState.FAILED
+    assert "pruned by the hyperparameter search at step 10" in (training.error or "")
+    assert training.progress < 0.5  # stopped near round 10 of 200, freeing its worker
+    assert "intermediate_f1_score" in training.metrics
+    for number in (0, 1):
+        assert executions[number].tasks["train_model"].progress == 1.0
+    assert result.best_params["learning_rate"] in (0.3, 0.25)

@@ -35,6 +35,14 @@ class WriteResult:
         return self.ok
 
 
+class JobKind(StrEnum):
+    """What an execution in the store is: a workflow run, or a hyperparameter study whose
+    owner asks for trials (each a workflow execution of its own) until its budget is spent."""
+
+    WORKFLOW = "workflow"
+    STUDY = "study"
+
+
 @dataclass
 class StoredExecution:
     """An execution as every instance sees it."""
@@ -53,6 +61,9 @@ class StoredExecution:
     tasks: dict[str, dict[str, Any]] = field(default_factory=dict)
     # the WorkflowExecution record's own fields as JSON, without `tasks` (status, times, error)
     record: dict[str, Any] = field(default_factory=dict)
+    kind: JobKind = JobKind.WORKFLOW
+    # Fixed at submission: a trial run's link to its study (see workbench.hpo.pruning).
+    options: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

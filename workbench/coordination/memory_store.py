@@ -15,7 +15,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
-from workbench.coordination.base import InstanceInfo, Refusal, StoredExecution, WriteResult
+from workbench.coordination.base import (
+    InstanceInfo,
+    JobKind,
+    Refusal,
+    StoredExecution,
+    WriteResult,
+)
 from workbench.coordination.election import DEFAULT_LEASE_MS
 from workbench.coordination.keys import check_instance_id
 from workbench.dag.states import WorkflowStatus
@@ -250,6 +256,8 @@ def _copy(execution: StoredExecution) -> StoredExecution:
     return replace(
         execution,
         spec=_plain(dict(execution.spec)),
+        options=_plain(dict(execution.options)),
+        kind=JobKind(execution.kind),
         status=WorkflowStatus(execution.status),
         tasks=_plain(execution.tasks),
         record=_plain(execution.record),

@@ -1,7 +1,8 @@
 """The state store on Redis: every instance of a cluster reads and writes the same executions.
 
 An execution is one hash, `{ns}:exec:{id}` (key layout in `keys`), with the fields
-  `meta`              JSON: execution_id, workflow_id, spec, base_dir, cache_mode (never change)
+  `meta`              JSON: execution_id, workflow_id, spec, base_dir, cache_mode, kind, options
+                      (never change)
   `submitted_at`      float, also the score in `{ns}:pending` and `{ns}:executions`
   `status`, `epoch`, `cancel_requested` ("0"/"1"), `owner` (absent while nobody owns it)
   `record`            JSON: the WorkflowExecution record's own fields
@@ -21,7 +22,13 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, cast
 
-from workbench.coordination.base import InstanceInfo, Refusal, StoredExecution, WriteResult
+from workbench.coordination.base import (
+    InstanceInfo,
+    JobKind,
+    Refusal,
+    StoredExecution,
+    WriteResult,
+)
 from workbench.coordination.keys import DEFAULT_NAMESPACE, Keys, lease_value
 from workbench.dag.states import WorkflowStatus
 
@@ -160,6 +167,8 @@ class RedisStateStore:
             "spec": dict(execution.spec),
             "base_dir": execution.base_dir,
             "cache_mode": execution.cache_mode,
+            "kind": execution.kind.value,
+            "options": dict(execution.options),
         }
         submitted = repr(float(execution.submitted_at))
         fields = {
@@ -303,6 +312,8 @@ def _decode(raw: Mapping[bytes | str, bytes | str]) -> StoredExecution | None:
         spec=meta["spec"],
         base_dir=meta["base_dir"],
         cache_mode=meta["cache_mode"],
+        kind=JobKind(meta.get("kind", JobKind.WORKFLOW.value)),
+        options=meta.get("options", {}),
         status=WorkflowStatus(fields["status"]),
         owner=fields.get("owner"),
         epoch=int(fields["epoch"]),

@@ -43,7 +43,13 @@ class Executor(Protocol):
         """Wait while the compute side is behind on submissions (backpressure)."""
         ...
 
-    async def cancel(self, handles: Sequence[Any]) -> None: ...
+    async def cancel(self, handles: Sequence[Any]) -> None:
+        """Drop the tasks and stop the bodies of those running."""
+        ...
+
+    async def stop(self, handles: Sequence[Any], reason: str) -> None:
+        """Stop the bodies of running tasks: each fails with TaskCancelledError(reason)."""
+        ...
 
     async def seed(self, invocation: TaskInvocation, payload: bytes | memoryview) -> Any:
         """A handle that holds a cached result (pickled TaskResult bytes) for dependents."""

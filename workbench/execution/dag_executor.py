@@ -92,6 +92,8 @@ class ExecutionRun:
         self._to_store: list[str] = []
         self._storing: asyncio.Future[None] | None = None
         self._background: set[asyncio.Future[None]] = set()
+        # A hyperparameter search's pruning watch: (task id, step, value) as the task trains.
+        self.on_intermediate: Callable[[str, int, float], None] | None = None
         self._emit(
             EventType.WORKFLOW_SUBMITTED,
             None,
@@ -174,6 +176,12 @@ class ExecutionRun:
     def cancel(self, reason: str = "cancelled by the user") -> None:
         self.handle(CancelRequested(time.time(), reason))
 
+    async def stop_task(self, task_id: str, reason: str) -> None:
+        """Stop a running task's body; it fails with `reason` (a pruned trial's training)."""
+        future = self.futures.get(task_id)
+        if future is not None and not self._state(task_id).terminal:
+            await self.executor.stop([future], reason)
+
     def handle(self, event: Input) -> None:
         self._apply(self.machine.handle(event))
 
@@ -244,6 +252,11 @@ class ExecutionRun:
             self.handle(TaskProgress(task_id, message["fraction"], message.get("message", "")))
         elif kind == "metric":
             self.handle(TaskMetric(task_id, message["name"], message["value"], message["step"]))
+        elif kind == "intermediate":
+            name, step, value = message["name"], message["step"], message["value"]
+            self.handle(TaskMetric(task_id, f"intermediate_{name}", value, step))
+            if self.on_intermediate is not None:
+                self.on_intermediate(task_id, step, value)
         elif kind == "retrying":
             self.handle(
                 TaskRetrying(task_id, message["attempt"], message["error"], message["delay_s"])

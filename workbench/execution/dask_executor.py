@@ -13,6 +13,7 @@ from typing import Any
 from workbench.config import Settings
 from workbench.execution.base import WorkerEventHandler, WorkerInfo
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, pack
+from workbench.execution.stops import stop_running
 from workbench.execution.worker import dump_results, load_result, run_packed_task
 
 log = logging.getLogger(__name__)
@@ -178,6 +179,12 @@ class DaskExecutor:
     async def cancel(self, handles: Sequence[Any]) -> None:
         if handles:
             await self.client.cancel(list(handles), force=True)
+            await self.stop(handles, "its run was cancelled")
+
+    async def stop(self, handles: Sequence[Any], reason: str) -> None:
+        if handles:
+            # Every worker: the client does not know where a task runs, and the call is cheap.
+            await self.client.run(stop_running, [h.key for h in handles], reason, on_error="ignore")
 
     async def close(self) -> None:
         if self.client is not None:

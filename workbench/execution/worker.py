@@ -26,7 +26,8 @@ from tenacity import (
 from workbench.errors import TaskTimeoutError, WorkbenchError
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, unpack
 from workbench.execution.start_reports import AttemptReporter
-from workbench.tasks.base import TaskContext, TaskEventSink, TaskResult
+from workbench.execution.stops import registered
+from workbench.tasks.base import CancelSignal, TaskContext, TaskEventSink, TaskResult
 
 
 def _retryable(exc: BaseException) -> bool:
@@ -183,7 +184,7 @@ def run_task(
 def _run_attempt(
     invocation: TaskInvocation, inputs: dict[str, Any], attempt: int, sink: TaskEventSink
 ) -> TaskResult:
-    cancel = threading.Event()
+    cancel = CancelSignal()
     ctx = TaskContext(
         execution_id=invocation.execution_id,
         task_id=invocation.task_id,
@@ -201,14 +202,16 @@ def _run_attempt(
         attempt=attempt,
         sink=sink,
         cancel_event=cancel,
+        intermediate_metric=invocation.intermediate_metric,
     )
-    if invocation.timeout_s is None:
-        return _as_result(invocation.fn(ctx))
-    return _run_with_timeout(invocation, ctx, cancel)
+    with registered(invocation.dask_key, cancel):
+        if invocation.timeout_s is None:
+            return _as_result(invocation.fn(ctx))
+        return _run_with_timeout(invocation, ctx, cancel)
 
 
 def _run_with_timeout(
-    invocation: TaskInvocation, ctx: TaskContext, cancel: threading.Event
+    invocation: TaskInvocation, ctx: TaskContext, cancel: CancelSignal
 ) -> TaskResult:
     """Python cannot kill a thread: on timeout the attempt is failed at once and the task body,
     told through its context, stops at its next progress report or cancellation check."""
@@ -224,7 +227,7 @@ def _run_with_timeout(
     thread.start()
     thread.join(invocation.timeout_s)
     if thread.is_alive():
-        cancel.set()
+        cancel.stop(f"it exceeded timeout_s={invocation.timeout_s:g}")
         raise TaskTimeoutError(
             f"task {invocation.task_id!r} exceeded timeout_s={invocation.timeout_s:g} "
             f"(attempt {ctx.attempt}); raise timeout_s in the spec if it needs longer"

@@ -23,9 +23,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from workbench.dag.records import WorkflowExecution
 from workbench.dag.states import WorkflowStatus
-from workbench.errors import SpecError, SpecIssue
+from workbench.errors import SpecError, SpecIssue, WorkbenchError
 from workbench.events.models import Event, EventType
-from workbench.hpo.space import corner, make_sampler, suggest
+from workbench.execution.cache_plan import CacheMode
+from workbench.hpo.pruning import PRUNED_AT_STEP, TrialLink
+from workbench.hpo.space import corner, make_pruner, make_sampler, suggest, trial_budget
+from workbench.hpo.storage import study_storage
 from workbench.spec.models import HyperparameterConfig, TaskType
 from workbench.tasks.checks import load_workflow
 from workbench.tasks.params import KNOWN_METRICS
@@ -33,6 +36,8 @@ from workbench.tasks.params import KNOWN_METRICS
 if TYPE_CHECKING:
     import optuna
 
+    from workbench.config import Settings
+    from workbench.coordination.base import StoredExecution
     from workbench.orchestrator.orchestrator import DistributedOrchestrator
 
 log = logging.getLogger(__name__)
@@ -53,7 +58,7 @@ class Trial:
     number: int
     params: dict[str, Any]
     value: float | None
-    state: str  # complete | fail
+    state: str  # complete | pruned | fail | retried (its orchestrator died; asked again)
     duration_s: float
     execution_id: str | None = None
     error: str | None = None
@@ -132,55 +137,99 @@ class HyperparameterOptimizer:
         self, request: OptimizationRequest | Mapping[str, Any], *, importances: bool = False
     ) -> OptimizationResult:
         """Run the study. With `importances`, also how much each parameter mattered (fANOVA:
-        it loads scikit-learn and takes about a second, so it is asked for, not default)."""
+        it loads scikit-learn and takes about a second, so it is asked for, not default).
+
+        Locally the study runs here. In a cluster it is submitted like a workflow: the leader
+        gives it to an instance, which runs its trials across the cluster; if that instance
+        dies another one resumes the study (it lives in the cluster's Redis)."""
+        parsed = _with_evaluation(parse_request(request))
+        _check(parsed)  # every mistake, before anything is written
+        workflow_id = str(parsed.workflow_spec.get("workflow_id", "study"))
+        name = f"{workflow_id}-{secrets.token_hex(4)}"
+        await asyncio.to_thread(self._create_study, name, parsed)
+        cluster = self.orchestrator.cluster
+        if cluster is None:
+            await self.run_study(name, parsed)
+        else:
+            base_dir = str(parsed.base_dir or Path.cwd())
+            spec = parsed.model_dump(mode="json", exclude={"base_dir"})
+            await cluster.submit_study(name, workflow_id, spec, base_dir)
+            ended = await cluster.wait(name)
+            if ended.status is not WorkflowStatus.SUCCEEDED:
+                reason = ended.error.message if ended.error else ended.status.value
+                raise WorkbenchError(f"study {name} ended {ended.status.value}: {reason}")
+        return await asyncio.to_thread(self._result, name, parsed, importances)
+
+    async def resume(self, stored: StoredExecution) -> None:
+        """Run a study this instance was given in a cluster, from wherever it stands."""
+        parsed = parse_request({**stored.spec, "base_dir": stored.base_dir})
+        await self.run_study(stored.execution_id, parsed)
+
+    def _create_study(self, name: str, request: OptimizationRequest) -> None:
         import optuna
 
-        parsed = parse_request(request)
-        config = parsed.hyperparameter_config
-        parsed = _with_evaluation(parsed)
-        targets = _check(parsed)
-        name = f"{parsed.workflow_spec.get('workflow_id', 'study')}-{secrets.token_hex(4)}"
         study = optuna.create_study(
             study_name=name,
-            storage=self._storage(name),
-            direction=config.direction,
-            sampler=make_sampler(config),
+            storage=study_storage(self.orchestrator.settings, name),
+            direction=request.hyperparameter_config.direction,
         )
-        trials: list[Trial] = []
+        study.set_user_attr(STARTED_AT, time.time())
+
+    async def run_study(self, name: str, request: OptimizationRequest) -> None:
+        """Ask for trials until `max_trials` have ended (or `timeout_s` has passed since the
+        study began), `n_parallel` at a time. Resuming, trials left running by a previous
+        owner are failed and asked again with the same parameters."""
+        import optuna
+
+        config = request.hyperparameter_config
+        targets = _targets(request)
+        study = await asyncio.to_thread(
+            optuna.load_study,
+            study_name=name,
+            storage=study_storage(self.orchestrator.settings, name),
+            sampler=make_sampler(config),
+            pruner=make_pruner(config.pruner),
+        )
+        remaining = await asyncio.to_thread(
+            _take_over, study, trial_budget(config), self.orchestrator.settings
+        )
+        deadline = None
+        if config.timeout_s is not None:
+            deadline = float(study.user_attrs.get(STARTED_AT, time.time())) + config.timeout_s
         limit = asyncio.Semaphore(config.n_parallel)
-        deadline = None if config.timeout_s is None else time.monotonic() + config.timeout_s
 
         async def one() -> None:
             async with limit:
-                if deadline is not None and time.monotonic() > deadline:
+                if deadline is not None and time.time() > deadline:
                     return
-                trial = study.ask()
-                trials.append(await self._run_trial(parsed, targets, study, trial))
+                trial = await asyncio.to_thread(study.ask)
+                await self._run_trial(request, targets, study, trial)
 
-        await asyncio.gather(*(one() for _ in range(config.max_trials)))
-        done = [t for t in trials if t.value is not None]
+        await asyncio.gather(*(one() for _ in range(remaining)))
+
+    def _result(
+        self, name: str, request: OptimizationRequest, importances: bool
+    ) -> OptimizationResult:
+        """Blocking: read the study back (whoever ran its trials)."""
+        import optuna
+
+        config = request.hyperparameter_config
+        study = optuna.load_study(
+            study_name=name, storage=study_storage(self.orchestrator.settings, name)
+        )
+        trials = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+        done = [t for t in trials if t.state == "complete"]
         best = (max if config.direction == "maximize" else min)(
             done, key=lambda t: t.value or 0.0, default=None
         )
         return OptimizationResult(
-            study_name=study.study_name,
+            study_name=name,
             best_value=None if best is None else best.value,
             best_params={} if best is None else best.params,
-            trials=sorted(trials, key=lambda t: t.number),
+            trials=trials,
             direction=config.direction,
-            importances=(
-                await asyncio.to_thread(_importances, study, len(done)) if importances else {}
-            ),
+            importances=_importances(study, len(done)) if importances else {},
         )
-
-    def _storage(self, name: str) -> Any:
-        """A journal file per study in the cache folder: parallel processes can share it."""
-        from optuna.storages import JournalStorage
-        from optuna.storages.journal import JournalFileBackend
-
-        folder = self.orchestrator.settings.cache_dir / "studies"
-        folder.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(str(folder / f"{name}.log")))
 
     async def _run_trial(
         self,
@@ -188,13 +237,13 @@ class HyperparameterOptimizer:
         targets: list[str],
         study: optuna.Study,
         trial: optuna.trial.Trial,
-    ) -> Trial:
+    ) -> None:
         config = request.hyperparameter_config
         params = {name: suggest(trial, name, dim) for name, dim in config.search_space.items()}
         spec = _with_params(request.workflow_spec, targets, params)
         started = time.monotonic()
         self._trial_event(study.study_name, trial.number, EventType.TRIAL_STARTED, params=params)
-        result = await self._evaluate(request, spec, study, trial, params, started)
+        result = await self._evaluate(request, spec, targets, study, trial, params)
         self._trial_event(
             study.study_name,
             trial.number,
@@ -202,11 +251,10 @@ class HyperparameterOptimizer:
             params=params,
             value=result.value,
             state=result.state,
-            duration_s=result.duration_s,
+            duration_s=time.monotonic() - started,
             trial_execution=result.execution_id,
             error=result.error,
         )
-        return result
 
     def _trial_event(self, study: str, number: int, kind: EventType, **data: Any) -> None:
         """For the UIs: the study is the 'execution' of its trial events."""
@@ -229,43 +277,118 @@ class HyperparameterOptimizer:
         self,
         request: OptimizationRequest,
         spec: dict[str, Any],
+        targets: list[str],
         study: optuna.Study,
         trial: optuna.trial.Trial,
         params: dict[str, Any],
-        started: float,
     ) -> Trial:
+        """Run the trial's workflow and tell the study how it went."""
+        import optuna
+
         config = request.hyperparameter_config
+        storage = study_storage(self.orchestrator.settings, study.study_name)
+        trial_id = await asyncio.to_thread(_trial_id, storage, study.study_name, trial.number)
+        link = TrialLink(
+            study=study.study_name,
+            trial_id=trial_id,
+            metric=config.objective_metric,
+            pruner=config.pruner,
+            # Steps of two models cannot be compared: prune only a search over one task.
+            tasks=tuple(targets) if len(targets) == 1 and config.pruner != "none" else (),
+        )
+        execution: WorkflowExecution | None = None
         try:
             checked = await asyncio.to_thread(load_workflow, spec, base_dir=request.base_dir)
-            execution = await self.orchestrator.run_workflow(checked)
+            execution_id = await self.orchestrator._submit(checked, CacheMode.USE, link)
+            await asyncio.to_thread(trial.set_user_attr, EXECUTION_ID, execution_id)
+            execution = await self.orchestrator.wait_for_execution(execution_id)
         except Exception as exc:  # one trial's failure is the study's data, not its end
             log.warning("trial %d failed: %s", trial.number, exc)
-            study.tell(trial, state=_failed())
-            return Trial(
-                trial.number, params, None, "fail", time.monotonic() - started, None, str(exc)
-            )
+            return await self._tell_failed(study, trial, params, str(exc))
         value = _objective(execution, config.objective_metric)
-        if execution.status is not WorkflowStatus.SUCCEEDED or value is None:
-            error = execution.error.message if execution.error else "objective not reported"
-            study.tell(trial, state=_failed())
-            return Trial(
-                trial.number,
-                params,
-                None,
-                "fail",
-                time.monotonic() - started,
-                execution.execution_id,
-                error,
-            )
-        study.tell(trial, value)
-        return Trial(
-            trial.number,
-            params,
-            value,
-            "complete",
-            time.monotonic() - started,
-            execution.execution_id,
-        )
+        if execution.status is WorkflowStatus.SUCCEEDED and value is not None:
+            await asyncio.to_thread(study.tell, trial, value)
+            return Trial(trial.number, params, value, "complete", 0.0, execution_id)
+        frozen = await asyncio.to_thread(storage.get_trial, trial_id)
+        if PRUNED_AT_STEP in frozen.user_attrs:
+            await asyncio.to_thread(study.tell, trial, state=optuna.trial.TrialState.PRUNED)
+            last = frozen.intermediate_values.get(frozen.user_attrs[PRUNED_AT_STEP])
+            return Trial(trial.number, params, last, "pruned", 0.0, execution_id)
+        error = execution.error.message if execution.error else "objective not reported"
+        return await self._tell_failed(study, trial, params, error, execution_id)
+
+    async def _tell_failed(
+        self,
+        study: optuna.Study,
+        trial: optuna.trial.Trial,
+        params: dict[str, Any],
+        error: str,
+        execution_id: str | None = None,
+    ) -> Trial:
+        import optuna
+
+        def tell() -> None:
+            trial.set_user_attr(ERROR, error)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+
+        await asyncio.to_thread(tell)
+        return Trial(trial.number, params, None, "fail", 0.0, execution_id, error)
+
+
+# Trial and study user attributes.
+STARTED_AT = "workbench_started_at"
+EXECUTION_ID = "execution_id"
+ERROR = "error"
+RETRIED = "retried"  # failed because its orchestrator died, and asked again
+RETRY_OF = "retry_of"
+
+
+def _trial_id(storage: Any, study_name: str, number: int) -> int:
+    """Blocking: the storage's id of a study's trial number."""
+    study_id = storage.get_study_id_from_name(study_name)
+    trial_id: int = storage.get_trial_id_from_study_id_trial_number(study_id, number)
+    return trial_id
+
+
+def _take_over(study: optuna.Study, max_trials: int, settings: Settings) -> int:
+    """Blocking. Fail and re-queue the trials a previous owner left running (the cache keeps
+    whatever of their work had finished); returns how many trials are still to be asked."""
+    import optuna
+
+    states = optuna.trial.TrialState
+    storage = study_storage(settings, study.study_name)
+    for left in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
+        trial_id = _trial_id(storage, study.study_name, left.number)
+        storage.set_trial_user_attr(trial_id, RETRIED, True)
+        storage.set_trial_state_values(trial_id, states.FAIL)
+        study.enqueue_trial(left.params, user_attrs={RETRY_OF: left.number})
+        log.warning("trial %d was running when its orchestrator stopped: asked again", left.number)
+    ended = [
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.state in (states.COMPLETE, states.PRUNED)
+        or (t.state is states.FAIL and not t.user_attrs.get(RETRIED))
+    ]
+    return max(0, max_trials - len(ended))
+
+
+def _trial_row(trial: optuna.trial.FrozenTrial) -> Trial:
+    duration = trial.duration.total_seconds() if trial.duration is not None else 0.0
+    state = trial.state.name.lower()
+    if trial.user_attrs.get(RETRIED):
+        state = "retried"
+    value = trial.value
+    if state == "pruned" and value is None and trial.intermediate_values:
+        value = trial.intermediate_values[max(trial.intermediate_values)]
+    return Trial(
+        trial.number,
+        dict(trial.params),
+        value,
+        state,
+        duration,
+        trial.user_attrs.get(EXECUTION_ID),
+        trial.user_attrs.get(ERROR),
+    )
 
 
 EVALUATION_TASK = "hpo_evaluate"
@@ -297,12 +420,18 @@ def _with_evaluation(request: OptimizationRequest) -> OptimizationRequest:
     return request.model_copy(update={"workflow_spec": spec})
 
 
+def _targets(request: OptimizationRequest) -> list[str]:
+    """The tasks whose parameters are tuned: those named, else every model_training task."""
+    tasks = request.workflow_spec.get("tasks", [])
+    training = [t["task_id"] for t in tasks if t.get("task_type") == TaskType.MODEL_TRAINING]
+    return list(request.hyperparameter_config.target_tasks) or training
+
+
 def _check(request: OptimizationRequest) -> list[str]:
     """Every problem a trial would hit, before any trial runs; returns the tuned tasks."""
     config = request.hyperparameter_config
     tasks = request.workflow_spec.get("tasks", [])
-    training = [t["task_id"] for t in tasks if t.get("task_type") == TaskType.MODEL_TRAINING]
-    targets = config.target_tasks or training
+    targets = _targets(request)
     issues: list[SpecIssue] = []
     known = {t.get("task_id") for t in tasks}
     for name in config.target_tasks:
@@ -384,9 +513,3 @@ def _importances(study: optuna.Study, completed: int) -> dict[str, float]:
     except (RuntimeError, ValueError, ImportError) as exc:
         log.info("no parameter importances: %s", exc)
         return {}
-
-
-def _failed() -> Any:
-    import optuna
-
-    return optuna.trial.TrialState.FAIL

@@ -41,8 +41,31 @@ def make_sampler(config: HyperparameterConfig) -> Any:
             name: (dim.choices or []) if dim.type == "categorical" else _grid_values(dim)
             for name, dim in config.search_space.items()
         }
-        return optuna.samplers.GridSampler(grid, seed=config.seed)
+        return _grid_sampler()(grid, seed=config.seed)
     return optuna.samplers.TPESampler(seed=config.seed)
+
+
+def trial_budget(config: HyperparameterConfig) -> int:
+    """max_trials, but no more than a grid has points (more would only repeat them)."""
+    if config.sampler != "grid":
+        return config.max_trials
+    points = 1
+    for dim in config.search_space.values():
+        points *= len(dim.choices or []) if dim.type == "categorical" else len(_grid_values(dim))
+    return min(config.max_trials, points)
+
+
+def _grid_sampler() -> type:
+    from optuna.samplers import GridSampler
+
+    class Grid(GridSampler):
+        """Optuna's grid sampler calls Study.stop() when the grid is done, which only works
+        inside study.optimize(); trials here are asked and told, and trial_budget ends them."""
+
+        def after_trial(self, *args: Any) -> None:
+            return None
+
+    return Grid
 
 
 def _grid_values(dim: SearchDimension) -> list[Any]:
@@ -55,14 +78,14 @@ def _grid_values(dim: SearchDimension) -> list[Any]:
     return [dim.min + i * spacing for i in range(count + 1)]
 
 
-def make_pruner(config: HyperparameterConfig) -> Any:
+def make_pruner(name: str) -> Any:
     """median: stop a trial whose intermediate value is worse than the median of earlier
     trials at the same step (after 2 trials and 1 step); hyperband: successive halving over
     the steps; none: never prune."""
     import optuna
 
-    if config.pruner == "median":
+    if name == "median":
         return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
-    if config.pruner == "hyperband":
+    if name == "hyperband":
         return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()

@@ -7,11 +7,11 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from workbench.config import Settings
-from workbench.coordination.base import StateStore, StoredExecution
+from workbench.coordination.base import JobKind, StateStore, StoredExecution
 from workbench.dag.records import WorkflowExecution
 from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError
 from workbench.events.models import Event
@@ -23,6 +23,7 @@ from workbench.orchestrator.owned import (
     Subscribe,
     execution_from_store,
 )
+from workbench.orchestrator.owned_study import StudyDriver
 from workbench.tasks.checks import CheckedWorkflow
 
 log = logging.getLogger(__name__)
@@ -87,6 +88,7 @@ class ClusterInstance:
         make_run: RunFactory,
         subscribe: Subscribe,
         forget: Callable[[str], None],
+        drive_study: StudyDriver,
         emit: Callable[[Event], None] | None = None,
         workers: Callable[[], Awaitable[list[WorkerInfo]]] | None = None,
     ) -> None:
@@ -95,7 +97,9 @@ class ClusterInstance:
 
         await self.connect()
         assert self.store is not None
-        self.owned = OwnedRuns(self.instance_id, self.store, make_run, subscribe, forget)
+        self.owned = OwnedRuns(
+            self.instance_id, self.store, make_run, subscribe, forget, drive_study
+        )
         election = RedisLeaderElection(
             self.client,
             self.instance_id,
@@ -145,9 +149,9 @@ class ClusterInstance:
         self.store = None
 
     # -- what clients do -----------------------------------------------------------------------
-    async def submit(self, checked: CheckedWorkflow, cache_mode: str) -> str:
-        await self.connect()
-        assert self.store is not None
+    async def submit(
+        self, checked: CheckedWorkflow, cache_mode: str, options: Mapping[str, Any] | None = None
+    ) -> str:
         spec = checked.spec
         execution_id = f"{spec.workflow_id}-{secrets.token_hex(4)}"
         stored = StoredExecution(
@@ -157,9 +161,30 @@ class ClusterInstance:
             base_dir=str(checked.base_dir),
             cache_mode=cache_mode,
             submitted_at=time.time(),
+            options=dict(options or {}),
         )
-        await asyncio.to_thread(self.store.create_execution, stored)
+        await self._create(stored)
         return execution_id
+
+    async def submit_study(
+        self, study_name: str, workflow_id: str, request: Mapping[str, Any], base_dir: str
+    ) -> str:
+        """A study for the cluster to run: its id is the study's name."""
+        stored = StoredExecution(
+            execution_id=study_name,
+            workflow_id=workflow_id,
+            spec=dict(request),
+            base_dir=base_dir,
+            submitted_at=time.time(),
+            kind=JobKind.STUDY,
+        )
+        await self._create(stored)
+        return study_name
+
+    async def _create(self, stored: StoredExecution) -> None:
+        await self.connect()
+        assert self.store is not None
+        await asyncio.to_thread(self.store.create_execution, stored)
 
     async def stored(self, execution_id: str) -> StoredExecution:
         await self.connect()

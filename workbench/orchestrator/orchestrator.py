@@ -24,12 +24,14 @@ from workbench.execution.dag_executor import ExecutionRun
 from workbench.execution.dask_executor import DaskExecutor
 from workbench.execution.invocation import TaskInvocation
 from workbench.execution.run_cache import RunCache
+from workbench.hpo.pruning import PruningWatch, TrialLink
 from workbench.orchestrator.instance import ClusterInstance, summary_key
 from workbench.spec.models import WorkflowSpec
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
 
 if TYPE_CHECKING:
+    from workbench.coordination.base import StoredExecution
     from workbench.events.kafka import KafkaPublisher
 
 log = logging.getLogger(__name__)
@@ -100,6 +102,7 @@ class DistributedOrchestrator:
                     self._prepare_run,
                     self.bus.subscribe,
                     self._forget,
+                    self._drive_study,
                     self.bus.publish,
                     self.executor.workers,
                 )
@@ -157,14 +160,20 @@ class DistributedOrchestrator:
         "use" (reuse and store results), "refresh" (recompute and overwrite) or "off".
         The cluster starts on first need: a run served wholly from the cache needs none.
         """
-        mode = CacheMode(cache)
         checked = await asyncio.to_thread(load_workflow, workflow)
+        return await self._submit(checked, CacheMode(cache))
+
+    async def _submit(
+        self, checked: CheckedWorkflow, mode: CacheMode, trial: TrialLink | None = None
+    ) -> str:
+        """`trial`: the run is a trial of a hyperparameter study, which may prune it."""
         if self.cluster is not None:
             await self.start()
-            return await self.cluster.submit(checked, mode.value)
+            options = {} if trial is None else {"trial": trial.to_json()}
+            return await self.cluster.submit(checked, mode.value, options)
         execution_id = f"{checked.spec.workflow_id}-{secrets.token_hex(4)}"
         execution = _new_execution(execution_id, checked)
-        run = self._new_run(checked, execution)
+        run = self._new_run(checked, execution, trial=trial)
         self._executions[execution_id] = execution
         self._runs[execution_id] = run
         self._tasks[execution_id] = asyncio.create_task(self._drive(run, checked, mode))
@@ -188,26 +197,37 @@ class DistributedOrchestrator:
             self._keep_results(execution_id, run)
 
     async def _prepare_run(
-        self, checked: CheckedWorkflow, execution: WorkflowExecution, mode: CacheMode, epoch: int
+        self,
+        checked: CheckedWorkflow,
+        execution: WorkflowExecution,
+        mode: CacheMode,
+        epoch: int,
+        options: Mapping[str, Any],
     ) -> ExecutionRun:
         """A run of an execution this instance owns in a cluster; worker reports reach it."""
-        run = self._new_run(checked, execution, epoch)
+        trial = TrialLink.from_json(options["trial"]) if "trial" in options else None
+        run = self._new_run(checked, execution, epoch, trial)
         run.cache = await self._run_cache(checked, execution.execution_id, mode)
         self._runs[execution.execution_id] = run
         return run
 
     def _new_run(
-        self, checked: CheckedWorkflow, execution: WorkflowExecution, epoch: int | None = None
+        self,
+        checked: CheckedWorkflow,
+        execution: WorkflowExecution,
+        epoch: int | None = None,
+        trial: TrialLink | None = None,
     ) -> ExecutionRun:
         """A run on this orchestrator's executor and bus. In a cluster, `epoch` (the owner's)
         tags its Dask keys and numbers its events after those of earlier owners."""
-        return ExecutionRun(
+        run = ExecutionRun(
             execution,
             _invocations(
                 execution.execution_id,
                 checked,
                 run_tag="" if epoch is None else f"@{epoch}",
                 work_root=self.settings.artifact_root,
+                intermediate={} if trial is None else dict.fromkeys(trial.tasks, trial.metric),
             ),
             list(checked.order),
             self.executor,
@@ -215,6 +235,9 @@ class DistributedOrchestrator:
             self.instance_id,
             seq_start=0 if epoch is None else epoch << SEQ_EPOCH_SHIFT,
         )
+        if trial is not None and trial.tasks:
+            run.on_intermediate = PruningWatch(trial, self.settings, run)
+        return run
 
     def _forget(self, execution_id: str) -> None:
         self._runs.pop(execution_id, None)
@@ -254,6 +277,12 @@ class DistributedOrchestrator:
         from workbench.hpo.optimizer import HyperparameterOptimizer
 
         return await HyperparameterOptimizer(self).optimize(request, importances=importances)
+
+    async def _drive_study(self, stored: StoredExecution) -> None:
+        """Run (or resume) a study this instance owns in a cluster."""
+        from workbench.hpo.optimizer import HyperparameterOptimizer
+
+        await HyperparameterOptimizer(self).resume(stored)
 
     async def wait_for_execution(
         self, execution_id: str, timeout: float | None = None
@@ -376,6 +405,7 @@ def _invocations(
     checked: CheckedWorkflow,
     run_tag: str = "",
     work_root: Path | None = None,
+    intermediate: Mapping[str, str] | None = None,
 ) -> dict[str, TaskInvocation]:
     spec = checked.spec
     invocations = {}
@@ -396,5 +426,6 @@ def _invocations(
             dependencies=tuple(dict.fromkeys(task.dependencies)),
             run_tag=run_tag,
             work_root=None if work_root is None else str(work_root / "runs"),
+            intermediate_metric=(intermediate or {}).get(task.task_id),
         )
     return invocations

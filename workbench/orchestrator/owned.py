@@ -13,21 +13,24 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from workbench.coordination.base import StateStore, StoredExecution, WriteResult
+from workbench.coordination.base import JobKind, StateStore, StoredExecution, WriteResult
 from workbench.dag.records import TaskRecord, WorkflowExecution
 from workbench.dag.states import TaskState, WorkflowStatus
 from workbench.events.models import Event
 from workbench.execution.cache_plan import CacheMode
 from workbench.execution.dag_executor import ExecutionRun
+from workbench.orchestrator.owned_study import OwnedStudy, StudyDriver
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
 
 log = logging.getLogger(__name__)
 
-RunFactory = Callable[[CheckedWorkflow, WorkflowExecution, CacheMode, int], Awaitable[ExecutionRun]]
+RunFactory = Callable[
+    [CheckedWorkflow, WorkflowExecution, CacheMode, int, Mapping[str, Any]], Awaitable[ExecutionRun]
+]
 Subscribe = Callable[[Callable[[Event], None], str], Any]
 
 
@@ -85,6 +88,10 @@ class OwnedRun:
         self._deferred: set[str] = set()  # succeeded, waiting for their checkpoint
         self.task: asyncio.Task[None] | None = None
 
+    @property
+    def finishing(self) -> bool:
+        return self.run is not None and self.run.machine.finished
+
     def start(self) -> None:
         self.task = asyncio.create_task(self._drive(), name=f"owned-{self.execution_id}")
 
@@ -106,7 +113,11 @@ class OwnedRun:
                 },
             )
             run = self.run = await self._make_run(
-                checked, execution, CacheMode(self.stored.cache_mode), self.epoch
+                checked,
+                execution,
+                CacheMode(self.stored.cache_mode),
+                self.epoch,
+                self.stored.options,
             )
             if self.lost:  # handed back or taken over while it was loading
                 return
@@ -230,17 +241,20 @@ class OwnedRuns:
         make_run: RunFactory,
         subscribe: Subscribe,
         forget: Callable[[str], None],
+        drive_study: StudyDriver,
     ) -> None:
         self.instance_id = instance_id
         self.store = store
         self._make_run = make_run
         self._subscribe = subscribe
         self._forget = forget  # the orchestrator stops routing worker reports to it
-        self.active: dict[str, OwnedRun] = {}
+        self._drive_study = drive_study
+        self.active: dict[str, OwnedRun | OwnedStudy] = {}
 
     @property
     def load(self) -> int:
-        return len(self.active)
+        """Workflow runs (studies take no capacity: see cluster._weight)."""
+        return sum(isinstance(run, OwnedRun) for run in self.active.values())
 
     async def poll_once(self) -> None:
         owned: dict[str, StoredExecution] = {}
@@ -255,9 +269,7 @@ class OwnedRuns:
                 current.abandon()  # re-assigned to us at a new epoch: start over
                 current = None
             if current is None:
-                run = self.active[execution_id] = OwnedRun(
-                    stored, self.instance_id, self.store, self._make_run, self._subscribe
-                )
+                run = self.active[execution_id] = self._owned(stored)
                 run.mark_running()
                 run.start()
                 assert run.task is not None
@@ -265,11 +277,16 @@ class OwnedRuns:
             elif stored.cancel_requested:
                 current.cancel()
         for execution_id, run in list(self.active.items()):
-            finishing = run.run is not None and run.run.machine.finished
-            if execution_id not in owned and not finishing and not (run.task and run.task.done()):
+            ended = run.finishing or (run.task is not None and run.task.done())
+            if execution_id not in owned and not ended:
                 run.abandon()  # re-assigned elsewhere while this instance was cut off
 
-    def _done(self, execution_id: str, run: OwnedRun, _: object = None) -> None:
+    def _owned(self, stored: StoredExecution) -> OwnedRun | OwnedStudy:
+        if stored.kind is JobKind.STUDY:
+            return OwnedStudy(stored, self.instance_id, self.store, self._drive_study)
+        return OwnedRun(stored, self.instance_id, self.store, self._make_run, self._subscribe)
+
+    def _done(self, execution_id: str, run: OwnedRun | OwnedStudy, _: object = None) -> None:
         if self.active.get(execution_id) is run:
             del self.active[execution_id]
             self._forget(execution_id)

@@ -44,6 +44,16 @@ class TaskResult:
     summary: dict[str, Any] = field(default_factory=dict)
 
 
+class CancelSignal(threading.Event):
+    """Set when a running task should stop, with why (a timeout, a user's cancel, pruning)."""
+
+    reason = "it was cancelled or timed out"
+
+    def stop(self, reason: str) -> None:
+        self.reason = reason
+        self.set()
+
+
 # Progress events are throttled so a tight training loop cannot flood the scheduler.
 PROGRESS_MIN_INTERVAL_S = 0.1
 
@@ -66,6 +76,7 @@ class TaskContext:
         attempt: int = 1,
         sink: TaskEventSink = _discard,
         cancel_event: threading.Event | None = None,
+        intermediate_metric: str | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.task_id = task_id
@@ -78,7 +89,10 @@ class TaskContext:
         self._work_dir = work_dir  # built on first use: most tasks never write files
         self.attempt = attempt
         self._sink = sink
-        self._cancel = cancel_event or threading.Event()
+        self._cancel = cancel_event or CancelSignal()
+        # Set when a hyperparameter search may prune this task: the metric to report while it
+        # trains (report_intermediate), so a poor trial is stopped early.
+        self.intermediate_metric = intermediate_metric
         self._last_progress = 0.0
         self._progress_lock = threading.Lock()
 
@@ -133,13 +147,22 @@ class TaskContext:
         self.check_cancelled()
         self._sink("metric", {"name": name, "value": float(value), "step": step})
 
+    def report_intermediate(self, step: int, value: float) -> None:
+        """The value of `intermediate_metric` after `step` (a boosting round, a batch of trees).
+        The task stops at its next report once the search prunes it."""
+        self.check_cancelled()
+        self._sink(
+            "intermediate", {"name": self.intermediate_metric, "value": float(value), "step": step}
+        )
+
     @property
     def cancelled(self) -> bool:
         return self._cancel.is_set()
 
     def check_cancelled(self) -> None:
         if self._cancel.is_set():
-            raise TaskCancelledError(f"task {self.task_id!r} was cancelled or timed out")
+            reason = getattr(self._cancel, "reason", CancelSignal.reason)
+            raise TaskCancelledError(f"task {self.task_id!r} stopped: {reason}")
 
 
 TaskFunction = Callable[[TaskContext], Any]

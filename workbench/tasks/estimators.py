@@ -42,6 +42,9 @@ THREADED = frozenset(
 
 Progress = Callable[[float, str], None]
 MetricLog = Callable[[str, float, int], None]
+# Called during a fit with the step reached and a function that gives the model's output so
+# far on any rows: class probabilities (n x k) for a classifier, predictions for a regressor.
+Checkpoint = Callable[[int, Callable[[np.ndarray], np.ndarray]], None]
 
 
 def estimator_class(algorithm: str, problem: ProblemKind) -> type:
@@ -117,20 +120,26 @@ def fit_estimator(
     y: np.ndarray,
     progress: Progress,
     log_metric: MetricLog | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> Any:
     """Fit, reporting progress (0..1) per boosting round, stage or batch of trees. `progress`
-    may raise to stop the fit (cancellation)."""
+    may raise to stop the fit (cancellation). `checkpoint` sees the model about 20 times
+    while XGBoost boosts and after each batch of a random forest's trees (other algorithms
+    have no intermediate model worth scoring)."""
     if algorithm == "xgboost":
-        _fit_xgboost(estimator, X, y, progress, log_metric)
+        _fit_xgboost(estimator, X, y, progress, log_metric, checkpoint)
     elif algorithm == "gradient_boosting":
         _fit_gradient_boosting(estimator, X, y, progress, log_metric)
     elif algorithm == "random_forest":
-        _fit_random_forest(estimator, X, y, progress)
+        _fit_random_forest(estimator, X, y, progress, checkpoint)
     else:
         progress(0.0, f"fitting {type(estimator).__name__}")
         estimator.fit(X, y)
         progress(1.0, f"fitted {type(estimator).__name__}")
     return estimator
+
+
+CHECKPOINT_ROUNDS = 10
 
 
 def _every(n: int) -> int:
@@ -139,19 +148,37 @@ def _every(n: int) -> int:
 
 
 def _fit_xgboost(
-    estimator: Any, X: np.ndarray, y: np.ndarray, progress: Progress, log: MetricLog | None
+    estimator: Any,
+    X: np.ndarray,
+    y: np.ndarray,
+    progress: Progress,
+    log: MetricLog | None,
+    checkpoint: Checkpoint | None,
 ) -> None:
     from xgboost.callback import TrainingCallback
 
     rounds = int(estimator.get_params().get("n_estimators") or 100)
+    classifier = hasattr(estimator, "predict_proba")
 
     class _Progress(TrainingCallback):
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
             progress((epoch + 1) / rounds, f"boosting round {epoch + 1}/{rounds}")
-            if log is not None and (epoch % _every(rounds) == 0 or epoch + 1 == rounds):
+            last = epoch + 1 == rounds
+            if log is not None and (epoch % _every(rounds) == 0 or last):
                 for results in evals_log.values():
                     for name, values in results.items():
                         log(f"train_{name}", float(values[-1]), epoch + 1)
+            # Every CHECKPOINT_ROUNDS rounds whatever the fit's length, so trials with other
+            # n_estimators report at the same steps and a pruner can compare them.
+            if checkpoint is not None and ((epoch + 1) % CHECKPOINT_ROUNDS == 0 or last):
+
+                def output(rows: np.ndarray) -> np.ndarray:
+                    raw = np.asarray(model.inplace_predict(rows, iteration_range=(0, epoch + 1)))
+                    if classifier and raw.ndim == 1:  # binary: the positive class only
+                        return np.column_stack([1.0 - raw, raw])
+                    return raw
+
+                checkpoint(epoch + 1, output)
             return False
 
     estimator.set_params(callbacks=[_Progress()])
@@ -176,15 +203,20 @@ def _fit_gradient_boosting(
     estimator.fit(X, y, monitor=monitor)
 
 
-def _fit_random_forest(estimator: Any, X: np.ndarray, y: np.ndarray, progress: Progress) -> None:
+def _fit_random_forest(
+    estimator: Any, X: np.ndarray, y: np.ndarray, progress: Progress, checkpoint: Checkpoint | None
+) -> None:
     # Grow the forest in ~10 batches with warm_start, so progress moves while it grows.
     total = int(estimator.n_estimators)
     warm_start = estimator.warm_start
     sizes = sorted({math.ceil(total * step / 10) for step in range(1, 11)})
     try:
-        for size in sizes:
+        for batch, size in enumerate(sizes, 1):
             estimator.set_params(n_estimators=size, warm_start=True)
             estimator.fit(X, y)
             progress(size / total, f"{size}/{total} trees")
+            if checkpoint is not None:  # step: tenths of the forest, comparable across sizes
+                scorer = getattr(estimator, "predict_proba", estimator.predict)
+                checkpoint(batch, scorer)
     finally:
         estimator.set_params(n_estimators=total, warm_start=warm_start)

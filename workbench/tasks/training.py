@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, cast
 
@@ -21,11 +22,12 @@ from workbench.tasks.data import (
 )
 from workbench.tasks.estimators import (
     RESERVED,
+    Checkpoint,
     fit_estimator,
     make_estimator,
 )
 from workbench.tasks.features import build_transformer, fit_features
-from workbench.tasks.metrics import score_estimator
+from workbench.tasks.metrics import classification_metrics, regression_metrics, score_estimator
 from workbench.tasks.params import TrainingParams
 
 # A numeric target forced to classification may have at most this many distinct values.
@@ -79,6 +81,31 @@ def retarget(features: FeatureSet, problem: ProblemKind) -> tuple[FeatureSet, li
     return replace(features, y_train=codes[0], y_test=codes[1]), labels_out
 
 
+def _intermediate_scorer(
+    ctx: TaskContext, features: FeatureSet, problem: ProblemKind, n_classes: int
+) -> Checkpoint | None:
+    """For a pruning hyperparameter search: the searched metric on the test split as the model
+    grows (the split the search's objective is measured on), reported after each checkpoint."""
+    metric = ctx.intermediate_metric
+    if metric is None or len(features.y_test) == 0:
+        return None
+    X, y = features.X_test, features.y_test
+
+    def checkpoint(step: int, output: Callable[[np.ndarray], np.ndarray]) -> None:
+        out = output(X)
+        if problem is ProblemKind.REGRESSION:
+            scores = regression_metrics(y, out)
+        elif out.ndim == 2 and out.shape[1] == n_classes:
+            codes = np.argmax(out, axis=1)
+            scores = classification_metrics(y.astype(np.int64), codes, out, n_classes)
+        else:  # a class missing from the training split: no comparable value
+            return
+        if metric in scores:
+            ctx.report_intermediate(step, scores[metric])
+
+    return checkpoint
+
+
 def run(ctx: TaskContext) -> TaskResult:
     """Train xgboost, random_forest, logistic_regression or gradient_boosting."""
     params = cast(TrainingParams, ctx.params)
@@ -105,6 +132,7 @@ def run(ctx: TaskContext) -> TaskResult:
         features.y_train,
         progress=lambda fraction, message: ctx.report_progress(0.1 + 0.8 * fraction, message),
         log_metric=ctx.log_metric,
+        checkpoint=_intermediate_scorer(ctx, features, problem, len(labels)),
     )
     fit_time = time.perf_counter() - started
 
