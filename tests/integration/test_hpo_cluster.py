@@ -101,3 +101,31 @@ def test_a_study_resumes_on_another_instance_when_its_owner_is_killed(tmp_path: 
             assert retries[trial.number].state is complete
         assert result.best_value == max(t.value for t in result.trials if t.value is not None)
         print(f"killed {owner}; resumed by {after.owner}; trials asked again: {sorted(retries)}")
+
+
+def test_workbench_hpo_with_a_profile_runs_the_study_on_the_cluster(tmp_path: Path) -> None:
+    import json
+    import subprocess
+
+    from tests.support.cluster import REPO_ROOT, WORKBENCH
+
+    request = probe_study(tmp_path / "ledger.jsonl")
+    request["hyperparameter_config"].update(max_trials=3, timeout_s=120)
+    (tmp_path / "study.json").write_text(json.dumps(request), encoding="utf-8")
+    with ClusterHarness(tmp_path, instances=1) as cluster:
+        cluster.wait_leader()
+        profile = str(cluster.profile_path)
+        done = subprocess.run(
+            [*WORKBENCH, "hpo", str(tmp_path / "study.json"), "--json", "--profile", profile],
+            capture_output=True,
+            text=True,
+            cwd=REPO_ROOT,
+            env=cluster.env("cli"),
+            timeout=120,
+        )
+        assert done.returncode == 0, done.stderr + cluster.logs()
+        result = json.loads(done.stdout)
+        study = cluster.execution(result["study_name"])
+    assert study.kind is JobKind.STUDY and study.owner == "i1"
+    assert [t["state"] for t in result["trials"]] == ["complete"] * 3
+    assert result["best_value"] == max(t["value"] for t in result["trials"])

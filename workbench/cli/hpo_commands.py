@@ -23,42 +23,55 @@ def hpo(
         Path, typer.Argument(help="A request: workflow_spec (or its file) + hyperparameter_config.")
     ],
     workers: Annotated[int | None, typer.Option(help="Local Dask workers.", min=1)] = None,
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help="Run the study on a cluster: a profile name or path."),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Search hyperparameters: every trial a run of the workflow on Dask, with a live table of
-    the trials and the best value so far; ends with the best parameters and their importance."""
+    the trials and the best value so far; ends with the best parameters and their importance.
+
+    With --profile the study runs on the cluster's instances (and survives the death of the one
+    running it); the table follows the study in the cluster's Redis."""
     from workbench.client.workbench import Workbench
-    from workbench.hpo.optimizer import load_request
+    from workbench.hpo.optimizer import load_request, new_study_name
 
     try:
         request = load_request(file)
+        workbench = Workbench.connect(profile) if profile else Workbench.local(workers=workers)
     except WorkbenchError as exc:
         raise fail(exc) from None
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the table shows the trials
+    name = new_study_name(request)
     board = TrialBoard(request.hyperparameter_config.direction)
-    workbench = Workbench.local(workers=workers)
-    subscription = workbench.orchestrator.bus.subscribe(board.on_event)
+    follow: Any
+    if profile:
+        follow = StudyFollower(board, workbench.orchestrator.settings, name)
+    else:
+        follow = workbench.orchestrator.bus.subscribe(board.on_event)
     try:
         if as_json:
-            result = workbench.optimize(request, importances=True)
+            result = workbench.optimize(request, importances=True, study_name=name)
         else:
             with Live(
                 console=err, refresh_per_second=4, get_renderable=board.render, transient=True
             ):
-                result = workbench.optimize(request, importances=True)
+                result = workbench.optimize(request, importances=True, study_name=name)
     except WorkbenchError as exc:
         raise fail(exc) from None
     except KeyboardInterrupt:
         err.print("interrupted", style="yellow")
         raise typer.Exit(130) from None
     finally:
-        subscription.close()
+        follow.close()
         workbench.close()
     if as_json:
         sys.stdout.write(json.dumps(result.to_json(), default=str) + "\n")
         return
+    board.load(result.trials)
     out.print(board.table(limit=None))
     if result.best_value is None:
         err.print("no trial completed", style="bold red")
@@ -84,8 +97,17 @@ class TrialBoard:
         with self._lock:
             self._rows.setdefault(event.data["trial"], {}).update(event.data)
 
+    def load(self, trials: list[Any]) -> None:
+        """Every trial as the study records it (Trial rows of the optimizer)."""
+        with self._lock:
+            self._rows = {t.number: dict(t.__dict__) for t in trials}
+
     def best(self) -> float | None:
-        values = [r["value"] for r in self._rows.values() if r.get("value") is not None]
+        values = [
+            r["value"]
+            for r in self._rows.values()
+            if r.get("value") is not None and r.get("state") == "complete"
+        ]
         if not values:
             return None
         return max(values) if self.direction == "maximize" else min(values)
@@ -116,6 +138,36 @@ class TrialBoard:
         if best is not None:
             head.append(f"   best so far {best:.6g}", style="green")
         return Group(head, self.table())
+
+
+class StudyFollower:
+    """Keeps the board up to date from the study's storage (in the cluster's Redis): the
+    trials run on other instances, whose events this process does not see."""
+
+    def __init__(self, board: TrialBoard, settings: Any, study_name: str) -> None:
+        self._board = board
+        self._settings = settings
+        self._name = study_name
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="study-follower", daemon=True)
+        self._thread.start()
+
+    def _loop(self) -> None:
+        from workbench.hpo.optimizer import trial_row
+        from workbench.hpo.storage import study_storage
+
+        while not self._stop.wait(0.5):
+            try:
+                storage = study_storage(self._settings, self._name)
+                study_id = storage.get_study_id_from_name(self._name)
+                trials = storage.get_all_trials(study_id, deepcopy=False)
+            except Exception:  # not created yet, or Redis briefly away: look again
+                continue
+            self._board.load([trial_row(t) for t in trials])
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
 
 
 def _params(params: dict[str, Any]) -> str:

@@ -132,10 +132,17 @@ class Workbench:
         )
         return execution
 
-    def optimize(self, request: Any, *, importances: bool = False) -> Any:
+    def optimize(
+        self, request: Any, *, importances: bool = False, study_name: str | None = None
+    ) -> Any:
         """`orchestrator.optimize_hyperparameters` as a blocking call."""
         return self._call(
-            partial(self.orchestrator.optimize_hyperparameters, request, importances=importances)
+            partial(
+                self.orchestrator.optimize_hyperparameters,
+                request,
+                importances=importances,
+                study_name=study_name,
+            )
         )
 
     def cancel(self, execution_id: str) -> None:

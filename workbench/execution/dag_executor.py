@@ -34,7 +34,7 @@ from workbench.dag.states import TaskState, WorkflowStatus
 from workbench.events.models import Event, EventType
 from workbench.execution.base import Executor
 from workbench.execution.invocation import TaskInvocation
-from workbench.execution.placement import placement_errors
+from workbench.execution.placement import constrained, placement_errors
 from workbench.execution.run_cache import RunCache
 
 log = logging.getLogger(__name__)
@@ -119,10 +119,11 @@ class ExecutionRun:
         if to_run:  # a run served wholly from the cache never needs the cluster
             await self.executor.start()
             resources = {tid: self.invocations[tid].resources for tid in to_run}
-            errors = placement_errors(resources, await self.executor.workers())
-            if errors:
-                self._apply(self.machine.handle(Reject(errors, time.time())))
-                return
+            if any(constrained(r) for r in resources.values()):  # else: no need to ask Dask
+                errors = placement_errors(resources, await self.executor.workers())
+                if errors:
+                    self._apply(self.machine.handle(Reject(errors, time.time())))
+                    return
             await self._seed_inputs(hits, set(to_run))
         cached = {
             tid: CacheHit(

@@ -34,6 +34,8 @@ class TaskInvocation:
     run_tag: str = ""
     # Where the task writes its files; None: `.workbench/runs/` next to the spec.
     work_root: str | None = None
+    # False for a task no other task depends on: its result report is not held back.
+    has_dependents: bool = True
     # In a hyperparameter search that prunes: the metric the task reports as it trains.
     intermediate_metric: str | None = None
 

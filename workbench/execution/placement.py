@@ -33,6 +33,11 @@ def _needs(resources: Resources) -> str:
     return ", ".join(parts)
 
 
+def constrained(resources: Resources) -> bool:
+    """Needs something not every worker has (a resource, an amount of memory)."""
+    return bool(resources.dask_resources()) or resources.memory is not None
+
+
 def placement_errors(
     tasks: Mapping[str, Resources], workers: Iterable[WorkerInfo]
 ) -> dict[str, str]:
@@ -40,7 +45,7 @@ def placement_errors(
     pool = list(workers)
     errors: dict[str, str] = {}
     for task_id, resources in tasks.items():
-        if not resources.dask_resources() and resources.memory is None:
+        if not constrained(resources):
             continue
         if any(_fits(worker, resources) for worker in pool):
             continue

@@ -45,6 +45,7 @@ class TopicSink:
 
     def __init__(self, invocation: TaskInvocation) -> None:
         self._header = {"e": invocation.execution_id, "t": invocation.task_id}
+        self._delay_result = invocation.has_dependents
         if invocation.run_tag:  # which owner's run, in a cluster (see TaskInvocation.run_tag)
             self._header["r"] = invocation.run_tag
         try:
@@ -63,9 +64,10 @@ class TopicSink:
         if self._log is None:
             return
         message = {**self._header, "k": kind, "at": time.time(), **payload}
-        if kind == "succeeded":
+        if kind == "succeeded" and self._delay_result:
             # Sent just after Dask's own "task finished", so the scheduler releases the
-            # dependents first: the report is off the critical path of the next layer.
+            # dependents first: the report is off the critical path of the next layer. A task
+            # nothing depends on reports at once: its report is what ends the run.
             self._loop.add_callback(
                 self._loop.call_later, RESULT_REPORT_DELAY_S, self._send, message
             )

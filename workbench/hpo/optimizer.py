@@ -84,6 +84,10 @@ class OptimizationResult:
         }
 
 
+def new_study_name(request: OptimizationRequest) -> str:
+    return f"{request.workflow_spec.get('workflow_id', 'study')}-{secrets.token_hex(4)}"
+
+
 def parse_request(request: OptimizationRequest | Mapping[str, Any]) -> OptimizationRequest:
     if isinstance(request, OptimizationRequest):
         return request
@@ -134,18 +138,23 @@ class HyperparameterOptimizer:
         self.orchestrator = orchestrator
 
     async def optimize(
-        self, request: OptimizationRequest | Mapping[str, Any], *, importances: bool = False
+        self,
+        request: OptimizationRequest | Mapping[str, Any],
+        *,
+        importances: bool = False,
+        study_name: str | None = None,
     ) -> OptimizationResult:
         """Run the study. With `importances`, also how much each parameter mattered (fANOVA:
         it loads scikit-learn and takes about a second, so it is asked for, not default).
 
         Locally the study runs here. In a cluster it is submitted like a workflow: the leader
         gives it to an instance, which runs its trials across the cluster; if that instance
-        dies another one resumes the study (it lives in the cluster's Redis)."""
+        dies another one resumes the study (it lives in the cluster's Redis). `study_name`
+        (default: the workflow id and a random suffix) must be new."""
         parsed = _with_evaluation(parse_request(request))
         _check(parsed)  # every mistake, before anything is written
         workflow_id = str(parsed.workflow_spec.get("workflow_id", "study"))
-        name = f"{workflow_id}-{secrets.token_hex(4)}"
+        name = study_name or new_study_name(parsed)
         await asyncio.to_thread(self._create_study, name, parsed)
         cluster = self.orchestrator.cluster
         if cluster is None:
@@ -168,11 +177,16 @@ class HyperparameterOptimizer:
     def _create_study(self, name: str, request: OptimizationRequest) -> None:
         import optuna
 
-        study = optuna.create_study(
-            study_name=name,
-            storage=study_storage(self.orchestrator.settings, name),
-            direction=request.hyperparameter_config.direction,
-        )
+        try:
+            study = optuna.create_study(
+                study_name=name,
+                storage=study_storage(self.orchestrator.settings, name),
+                direction=request.hyperparameter_config.direction,
+            )
+        except optuna.exceptions.DuplicatedStudyError:
+            raise WorkbenchError(
+                f"a study named {name!r} exists already; choose another study_name"
+            ) from None
         study.set_user_attr(STARTED_AT, time.time())
 
     async def run_study(self, name: str, request: OptimizationRequest) -> None:
@@ -217,7 +231,7 @@ class HyperparameterOptimizer:
         study = optuna.load_study(
             study_name=name, storage=study_storage(self.orchestrator.settings, name)
         )
-        trials = [_trial_row(t) for t in study.get_trials(deepcopy=False)]
+        trials = [trial_row(t) for t in study.get_trials(deepcopy=False)]
         done = [t for t in trials if t.state == "complete"]
         best = (max if config.direction == "maximize" else min)(
             done, key=lambda t: t.value or 0.0, default=None
@@ -372,7 +386,7 @@ def _take_over(study: optuna.Study, max_trials: int, settings: Settings) -> int:
     return max(0, max_trials - len(ended))
 
 
-def _trial_row(trial: optuna.trial.FrozenTrial) -> Trial:
+def trial_row(trial: optuna.trial.FrozenTrial) -> Trial:
     duration = trial.duration.total_seconds() if trial.duration is not None else 0.0
     state = trial.state.name.lower()
     if trial.user_attrs.get(RETRIED):

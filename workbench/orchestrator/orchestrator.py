@@ -270,13 +270,16 @@ class DistributedOrchestrator:
             _, old = self._kept.popitem(last=False)
             old.futures.clear()
 
-    async def optimize_hyperparameters(self, request: Any, *, importances: bool = False) -> Any:
+    async def optimize_hyperparameters(
+        self, request: Any, *, importances: bool = False, study_name: str | None = None
+    ) -> Any:
         """Search hyperparameters: `{"workflow_spec": ..., "hyperparameter_config": ...}` (the
         seed's shape). Returns an OptimizationResult (best value and parameters, every trial;
         with `importances`, how much each parameter mattered)."""
         from workbench.hpo.optimizer import HyperparameterOptimizer
 
-        return await HyperparameterOptimizer(self).optimize(request, importances=importances)
+        optimizer = HyperparameterOptimizer(self)
+        return await optimizer.optimize(request, importances=importances, study_name=study_name)
 
     async def _drive_study(self, stored: StoredExecution) -> None:
         """Run (or resume) a study this instance owns in a cluster."""
@@ -408,6 +411,7 @@ def _invocations(
     intermediate: Mapping[str, str] | None = None,
 ) -> dict[str, TaskInvocation]:
     spec = checked.spec
+    upstream = {dep for task in spec.tasks for dep in task.dependencies}
     invocations = {}
     for task in spec.tasks:
         fn = checked.definitions[task.task_id].fn
@@ -427,5 +431,6 @@ def _invocations(
             run_tag=run_tag,
             work_root=None if work_root is None else str(work_root / "runs"),
             intermediate_metric=(intermediate or {}).get(task.task_id),
+            has_dependents=task.task_id in upstream,
         )
     return invocations

@@ -10,7 +10,7 @@ import pytest
 from workbench.config import Settings
 from workbench.errors import TaskCancelledError
 from workbench.execution.stops import registered, stop_running
-from workbench.hpo.optimizer import RETRIED, RETRY_OF, _take_over, _trial_row
+from workbench.hpo.optimizer import RETRIED, RETRY_OF, _take_over, trial_row
 from workbench.hpo.space import trial_budget
 from workbench.hpo.storage import study_storage
 from workbench.spec.models import HyperparameterConfig
@@ -33,7 +33,7 @@ def test_running_trials_are_failed_and_asked_again_finished_ones_kept(tmp_path: 
     trials = {t.number: t for t in study.get_trials()}
     assert trials[left.number].state is optuna.trial.TrialState.FAIL
     assert trials[left.number].user_attrs[RETRIED] is True
-    assert _trial_row(trials[left.number]).state == "retried"
+    assert trial_row(trials[left.number]).state == "retried"
     waiting = [t for t in trials.values() if t.state is optuna.trial.TrialState.WAITING]
     assert len(waiting) == 1 and waiting[0].user_attrs[RETRY_OF] == left.number
     asked = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
