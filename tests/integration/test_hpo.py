@@ -143,6 +143,21 @@ def test_workbench_hpo_runs_the_seed_shape_of_request(tmp_path: Path) -> None:
             "non-empty 'choices'",
         ),
         (
+            {
+                "search_space": {
+                    "learning_rate": {
+                        "type": "continuous",
+                        "min": 0.01,
+                        "max": 0.3,
+                        "log": True,
+                        "step": 0.01,
+                    }
+                }
+            },
+            "search_space.learning_rate",
+            "a log-scale dimension cannot have a 'step'",
+        ),
+        (
             {"search_space": {"n_estimators": {"type": "integr", "min": 1, "max": 2}}},
             "search_space.n_estimators.type",
             "integer",

@@ -27,11 +27,11 @@ from workbench.errors import SpecError, SpecIssue, WorkbenchError
 from workbench.events.models import Event, EventType
 from workbench.execution.cache_plan import CacheMode
 from workbench.hpo.pruning import PRUNED_AT_STEP, TrialLink
-from workbench.hpo.space import corner, make_pruner, make_sampler, suggest, trial_budget
 from workbench.hpo.storage import study_storage
 from workbench.spec.models import HyperparameterConfig, TaskType
 from workbench.tasks.checks import load_workflow
 from workbench.tasks.params import KNOWN_METRICS
+from workbench.tasks.search import corner, make_pruner, make_sampler, suggest, trial_budget
 
 if TYPE_CHECKING:
     import optuna

@@ -9,8 +9,8 @@ import logging
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from workbench.hpo.space import make_pruner
 from workbench.hpo.storage import study_storage
+from workbench.tasks.search import make_pruner
 
 if TYPE_CHECKING:
     from workbench.config import Settings

@@ -184,6 +184,12 @@ class SearchDimension(StrictModel):
                 raise ValueError("'min' must be <= 'max'")
             if self.log and self.min <= 0:
                 raise ValueError("a log-scale dimension needs 'min' > 0")
+            if (
+                self.log
+                and self.step is not None
+                and not (self.type == "integer" and self.step == 1)
+            ):  # Optuna refuses the pair when it samples: say so before any trial
+                raise ValueError("a log-scale dimension cannot have a 'step'")
         return self
 
 

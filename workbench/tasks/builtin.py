@@ -34,6 +34,11 @@ BUILTIN: dict[TaskType, tuple[str, type[BaseModel], str]] = {
         params.ValidationParams,
         "K-fold cross-validation of the upstream model with optional metric gates.",
     ),
+    TaskType.HYPERPARAMETER_TUNING: (
+        "workbench.tasks.tuning",
+        params.TuningParams,
+        "Search estimator parameters by k-fold CV (Optuna, folds on Dask); refit the best.",
+    ),
     TaskType.MODEL_EVALUATION: (
         "workbench.tasks.evaluation",
         params.EvaluationParams,
@@ -48,13 +53,6 @@ BUILTIN: dict[TaskType, tuple[str, type[BaseModel], str]] = {
 
 # Known to specs (so the names are reserved and explained) but not runnable in this release.
 UNAVAILABLE = {
-    TaskType.HYPERPARAMETER_TUNING: (
-        "Search hyperparameters for a model_training task.",
-        "hyperparameter_tuning is not available as a task type in this release; search "
-        "hyperparameters with orchestrator.optimize_hyperparameters(...) (Workbench.optimize) "
-        "once it is available, or list candidate settings as separate model_training tasks "
-        "and compare them with one model_evaluation task.",
-    ),
     TaskType.MODEL_DEPLOYMENT: (
         "Deploy a trained model to a serving endpoint.",
         "model_deployment is not available in this release; it comes with the model "

@@ -16,26 +16,33 @@ from workbench.tasks.params import ValidationParams
 from workbench.tasks.training import resolve_seed
 
 
-def _splits(trained: TrainedModel, params: ValidationParams, seed: int) -> list[Any]:
+def fold_splits(
+    y: np.ndarray,
+    problem: ProblemKind,
+    n_classes: int,
+    folds: int,
+    seed: int,
+    *,
+    shuffle: bool = True,
+) -> list[Any]:
+    """(fit rows, held-out rows) of each fold of the train targets `y`; stratified for
+    classes, with a clear error when a class has too few rows for the folds."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
-    y = trained.features.y_train
-    random_state = seed if params.shuffle else None
-    if trained.model.problem is ProblemKind.CLASSIFICATION:
-        smallest = int(np.bincount(y.astype(np.int64), minlength=trained.n_classes).min())
-        if smallest < params.folds:
+    random_state = seed if shuffle else None
+    if problem is ProblemKind.CLASSIFICATION:
+        smallest = int(np.bincount(y.astype(np.int64), minlength=n_classes).min())
+        if smallest < folds:
             fix = f"lower 'folds' to at most {smallest}" if smallest >= 2 else "add rows of it"
             raise DataError(
                 f"the rarest class has only {smallest} train row(s), fewer than folds="
-                f"{params.folds}; {fix}"
+                f"{folds}; {fix}"
             )
-        splitter: Any = StratifiedKFold(
-            params.folds, shuffle=params.shuffle, random_state=random_state
-        )
+        splitter: Any = StratifiedKFold(folds, shuffle=shuffle, random_state=random_state)
     else:
-        if len(y) < params.folds:
-            raise DataError(f"{len(y)} train rows cannot make {params.folds} folds; lower 'folds'")
-        splitter = KFold(params.folds, shuffle=params.shuffle, random_state=random_state)
+        if len(y) < folds:
+            raise DataError(f"{len(y)} train rows cannot make {folds} folds; lower 'folds'")
+        splitter = KFold(folds, shuffle=shuffle, random_state=random_state)
     return list(splitter.split(np.zeros(len(y)), y))
 
 
@@ -48,7 +55,14 @@ def cross_validate(
     data = trained.features.data
     X = data.train[trained.model.input_columns]
     y = trained.features.y_train
-    splits = _splits(trained, params, resolve_seed(ctx, params.random_state))
+    splits = fold_splits(
+        trained.features.y_train,
+        trained.model.problem,
+        trained.n_classes,
+        params.folds,
+        resolve_seed(ctx, params.random_state),
+        shuffle=params.shuffle,
+    )
     n_jobs = max(1, int(ctx.resources.cpu))
     per_fold: list[dict[str, float]] = []
     for index, (train_rows, valid_rows) in enumerate(splits):

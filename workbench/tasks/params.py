@@ -9,7 +9,17 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from workbench.spec.models import SearchDimension
+from workbench.tasks.search import corner
 
 
 class ProblemKind(StrEnum):
@@ -194,3 +204,130 @@ class InferenceParams(BaseModel):
         None, description="Parquet file to write; default: predictions.parquet in the run folder."
     )
     partitions: int = Field(8, ge=1, le=100_000, description="Score in this many partitions.")
+
+
+# How estimators.check_estimator_params ends its messages; a tuning task says so instead.
+_TRAINING_HINT = " Fix the parameter in the model_training task."
+_TUNING_HINT = " Fix it in the hyperparameter_tuning task."
+
+
+class TuningParams(BaseModel):
+    """A k-fold cross-validated search over estimator parameters; the output is the model
+    refitted with the best ones on the whole train split (as model_training makes it)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: AlgorithmName = "xgboost"
+    problem_type: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="auto: as determined by data_preprocessing."
+    )
+    fixed: dict[str, Any] = Field(
+        default_factory=dict, description="Estimator parameters that are not searched."
+    )
+    search_space: dict[str, SearchDimension] = Field(
+        min_length=1, description="Estimator parameter -> its range or choices."
+    )
+    objective_metric: str | None = Field(
+        None, description="The cross-validated metric to optimise; default f1_score or r2."
+    )
+    direction: Literal["maximize", "minimize"] | None = Field(
+        None, description=f"Default: minimize for {', '.join(sorted(LOWER_IS_BETTER))}."
+    )
+    max_trials: int = Field(20, ge=1, le=10_000)
+    n_parallel: int = Field(1, ge=1, le=1_000, description="Trials evaluated at once.")
+    folds: int = Field(3, ge=2, le=100, description="Of the train split; stratified for classes.")
+    sampler: Literal["tpe", "random", "cmaes", "grid"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = Field(
+        "median", description="Stops a poor trial between its folds."
+    )
+    seed: int | None = Field(
+        None, description="Sampler, folds and estimator; default: global random_state or 42."
+    )
+    timeout_s: float | None = Field(
+        None, gt=0, description="No trial starts after this many seconds; running ones finish."
+    )
+
+    @field_validator("fixed")
+    @classmethod
+    def _fixed_valid(cls, fixed: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        reserved = sorted(RESERVED & set(fixed))
+        if reserved:
+            raise ValueError(f"{', '.join(reserved)} is set by Workbench and cannot be given")
+        if "algorithm" in info.data:
+            _check_tuned(info.data, fixed)
+        return fixed
+
+    @field_validator("search_space")
+    @classmethod
+    def _space_valid(
+        cls, space: dict[str, SearchDimension], info: ValidationInfo
+    ) -> dict[str, SearchDimension]:
+        fixed = info.data.get("fixed", {})
+        clash = sorted(set(space) & (set(fixed) | RESERVED))
+        if clash:
+            raise ValueError(f"{', '.join(clash)} cannot be searched: it is fixed or reserved")
+        if "algorithm" not in info.data or "fixed" not in info.data:
+            return space  # their own errors are reported on their fields
+        # Every extreme value a trial may use, with the fixed parameters beside it.
+        for name, dim in space.items():
+            for label, value in _extremes(dim):
+                try:
+                    _check_tuned(info.data, {**fixed, name: value})
+                except ValueError as exc:
+                    raise ValueError(f"{name} = {value!r} ({label}): {exc}") from None
+        return space
+
+    @field_validator("objective_metric")
+    @classmethod
+    def _known_metric(cls, metric: str | None, info: ValidationInfo) -> str | None:
+        if metric is None:
+            return metric
+        if metric not in KNOWN_METRICS:
+            raise ValueError(
+                f"unknown metric {metric!r}; known metrics: {', '.join(KNOWN_METRICS)}"
+            )
+        kind = info.data.get("problem_type")
+        if kind in list(ProblemKind) and metric not in problem_metrics(kind):
+            raise ValueError(
+                f"{metric!r} is not a {kind} metric; use one of {', '.join(problem_metrics(kind))}"
+            )
+        return metric
+
+    @field_validator("direction")
+    @classmethod
+    def _sensible_direction(cls, direction: str | None, info: ValidationInfo) -> str | None:
+        metric = info.data.get("objective_metric")
+        if direction is None or metric is None:
+            return direction
+        if (direction == "maximize") == (metric in LOWER_IS_BETTER):
+            better = "lower" if metric in LOWER_IS_BETTER else "higher"
+            raise ValueError(
+                f"{metric} is better when {better}, so {direction} would look for the worst "
+                "model; change 'direction' or leave it out"
+            )
+        return direction
+
+
+def problem_metrics(kind: str) -> tuple[str, ...]:
+    """The metrics of a classification or a regression model."""
+    return CLASSIFICATION_METRICS if kind == ProblemKind.CLASSIFICATION else REGRESSION_METRICS
+
+
+def _extremes(dim: SearchDimension) -> list[tuple[str, Any]]:
+    """(label, value) at the ends of a dimension; every choice of a categorical one."""
+    if dim.type == "categorical":
+        return [("a choice", choice) for choice in dim.choices or []]
+    return [(f"its {end}", corner(dim, end)) for end in ("min", "max")]
+
+
+def _check_tuned(data: dict[str, Any], params: dict[str, Any]) -> None:
+    """check_estimator_params for the algorithm and problem kind validated before (in `data`)."""
+    kind = data.get("problem_type", "auto")
+    problem = None if kind == "auto" else ProblemKind(kind)
+    try:
+        check_estimator_params(data["algorithm"], problem, params)
+    except ValueError as exc:
+        message = str(exc)
+        if message.endswith(_TRAINING_HINT):
+            message = message.removesuffix(_TRAINING_HINT) + _TUNING_HINT
+        raise ValueError(message) from None

@@ -38,7 +38,8 @@ def resolve_seed(ctx: TaskContext, explicit: int | None) -> int:
     return int(ctx.global_parameters.get("random_state", 42)) if explicit is None else explicit
 
 
-def _features(ctx: TaskContext) -> tuple[FeatureSet, str]:
+def training_features(ctx: TaskContext) -> tuple[FeatureSet, str]:
+    """The upstream features, or the default ones for prepared data, and where they came from."""
     if ctx.inputs_of(FeatureSet):
         return ctx.input(FeatureSet), "feature_extraction output"
     if ctx.inputs_of(PreparedData):
@@ -47,7 +48,7 @@ def _features(ctx: TaskContext) -> tuple[FeatureSet, str]:
         return fit_features(data, build_transformer(data)), "default (one-hot + scaling)"
     upstream = ", ".join(f"{tid} ({type(v).__name__})" for tid, v in ctx.inputs.items())
     raise TaskInputError(
-        f"task {ctx.task_id!r} (model_training) needs a data_preprocessing or "
+        f"task {ctx.task_id!r} ({ctx.task_type}) needs a data_preprocessing or "
         f"feature_extraction task in its 'dependencies'; it got: {upstream or 'nothing'}"
     )
 
@@ -111,7 +112,7 @@ def run(ctx: TaskContext) -> TaskResult:
     params = cast(TrainingParams, ctx.params)
     seed = resolve_seed(ctx, params.random_state)
     ctx.report_progress(0.0, "preparing features")
-    features, feature_source = _features(ctx)
+    features, feature_source = training_features(ctx)
     data = features.data
     problem = data.problem if params.problem_type == "auto" else ProblemKind(params.problem_type)
     features, labels = retarget(features, problem)

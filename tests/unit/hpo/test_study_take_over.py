@@ -11,10 +11,10 @@ from workbench.config import Settings
 from workbench.errors import TaskCancelledError
 from workbench.execution.stops import registered, stop_running
 from workbench.hpo.optimizer import RETRIED, RETRY_OF, _take_over, trial_row
-from workbench.hpo.space import trial_budget
 from workbench.hpo.storage import study_storage
 from workbench.spec.models import HyperparameterConfig
 from workbench.tasks.base import CancelSignal, NoParameters, TaskContext
+from workbench.tasks.search import trial_budget
 
 
 def test_running_trials_are_failed_and_asked_again_finished_ones_kept(tmp_path: Path) -> None:
