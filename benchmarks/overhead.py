@@ -41,20 +41,20 @@ def noop(*_: Any) -> None:
     return None
 
 
-def run_raw(address: str, graph: dict[str, list[str]]) -> float:
+def run_raw(address: str, graph: dict[str, list[str]]) -> tuple[float, float]:
     from distributed import Client, wait
 
     with Client(address) as client:
         client.submit(noop, pure=False).result()  # warm-up, untimed, as for Workbench
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         futures: dict[str, Any] = {}
         for key, deps in graph.items():
             futures[key] = client.submit(noop, *[futures[d] for d in deps], key=key, pure=False)
         wait(list(futures.values()))
-        return time.perf_counter() - start
+        return time.perf_counter() - start, time.process_time() - cpu
 
 
-def run_workbench(address: str, graph: dict[str, list[str]], cache: str) -> float:
+def run_workbench(address: str, graph: dict[str, list[str]], cache: str) -> tuple[float, float]:
     import asyncio
     import os
     import tempfile
@@ -80,25 +80,25 @@ def run_workbench(address: str, graph: dict[str, list[str]], cache: str) -> floa
     os.environ["WORKBENCH_CACHE_KEY_FILE"] = os.path.join(os.environ["WORKBENCH_CACHE_DIR"], "k")
     mode = "use" if cache == "cold" else "off"
 
-    async def main() -> float:
+    async def main() -> tuple[float, float]:
         async with DistributedOrchestrator("bench", cluster=address) as orchestrator:
             # Warm-up, untimed: imports and first connection, as the raw client gets.
             await orchestrator.run_workflow({**spec, "tasks": spec["tasks"][:1]}, cache="off")
-            start = time.perf_counter()
+            start, cpu = time.perf_counter(), time.process_time()
             execution = await orchestrator.run_workflow(spec, cache=mode)
-            elapsed = time.perf_counter() - start
+            elapsed, cpu = time.perf_counter() - start, time.process_time() - cpu
             if execution.status is not WorkflowStatus.SUCCEEDED:
                 raise SystemExit(f"workbench run failed: {execution.error}")
-            return elapsed
+            return elapsed, cpu
 
     return asyncio.run(main())
 
 
 def child(mode: str, shape: str, n: int, address: str, cache: str) -> None:
     graph = edges(shape, n)
-    elapsed = run_raw(address, graph) if mode == "raw" else run_workbench(address, graph, cache)
+    run = run_raw(address, graph) if mode == "raw" else run_workbench(address, graph, cache)
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"wall_s": elapsed, "peak_rss_mb": peak_mb}))
+    print(json.dumps({"wall_s": run[0], "cpu_s": run[1], "peak_rss_mb": peak_mb}))
 
 
 def serve_cluster(workers: int) -> None:
@@ -145,15 +145,26 @@ class ClusterProcess:
                     idle_since = None
                 time.sleep(0.2)
 
+    def cpu_s(self) -> float:
+        """CPU seconds the scheduler and the workers have used so far: wall times on a small
+        shared machine spread widely, the work done far less."""
+        from distributed import Client
+
+        with Client(self.address) as client:
+            scheduler = client.run_on_scheduler(time.process_time)
+            return float(scheduler + sum(client.run(time.process_time).values()))
+
     def close(self) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.close()
         self.proc.wait(timeout=60)
 
 
-def measure(mode: str, shape: str, n: int, address: str, cache: str) -> dict[str, float]:
+def measure(mode: str, shape: str, n: int, cluster: ClusterProcess, cache: str) -> dict[str, float]:
+    cluster.wait_idle()
+    before = cluster.cpu_s()
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, shape, str(n), address, cache],
+        [sys.executable, __file__, "--child", mode, shape, str(n), cluster.address, cache],
         capture_output=True,
         text=True,
         cwd=ROOT,
@@ -162,6 +173,7 @@ def measure(mode: str, shape: str, n: int, address: str, cache: str) -> dict[str
     if proc.returncode != 0:
         raise SystemExit(f"{mode} {shape} {n} failed:\n{proc.stderr[-3000:]}")
     result: dict[str, float] = json.loads(proc.stdout.strip().splitlines()[-1])
+    result["cluster_cpu_s"] = cluster.cpu_s() - before
     return result
 
 
@@ -195,7 +207,7 @@ def main() -> None:
     print(f"Workbench's result cache: {args.cache}")
     print(
         f"{'dag':<10}{'tasks':>7}{'raw dask s':>12}{'workbench s':>13}{'ratio':>8}"
-        f"{'raw MB':>9}{'wb MB':>8}"
+        f"{'raw MB':>9}{'wb MB':>8}{'client cpu s raw/wb':>21}{'cluster cpu s raw/wb':>22}"
     )
     for n in args.sizes:
         for shape in args.shapes:
@@ -205,10 +217,8 @@ def main() -> None:
             ours: list[dict[str, float]] = []
             try:
                 for _ in range(args.repeat):  # alternate, so drift hits both alike
-                    cluster.wait_idle()
-                    raw.append(measure("raw", shape, n, cluster.address, args.cache))
-                    cluster.wait_idle()
-                    ours.append(measure("workbench", shape, n, cluster.address, args.cache))
+                    raw.append(measure("raw", shape, n, cluster, args.cache))
+                    ours.append(measure("workbench", shape, n, cluster, args.cache))
             finally:
                 cluster.close()
             best_raw = min(r["wall_s"] for r in raw)
@@ -217,13 +227,21 @@ def main() -> None:
                 f"{shape:<10}{n:>7}{best_raw:>12.2f}{best_ours:>13.2f}"
                 f"{best_ours / best_raw:>7.2f}x"
                 f"{max(r['peak_rss_mb'] for r in raw):>9.0f}"
-                f"{max(r['peak_rss_mb'] for r in ours):>8.0f}",
+                f"{max(r['peak_rss_mb'] for r in ours):>8.0f}"
+                + f"{_cpu(raw, 'cpu_s')}/{_cpu(ours, 'cpu_s')}".rjust(21)
+                + f"{_cpu(raw, 'cluster_cpu_s')}/{_cpu(ours, 'cluster_cpu_s')}".rjust(22),
                 flush=True,
             )
     print(
         "ratio = workbench / raw dask (target <= 1.25x); MB = peak RSS of the "
-        "orchestrating process (target <= 300 MB at 10,000 tasks)"
+        "orchestrating process (target <= 300 MB at 10,000 tasks); cpu s = the fewest CPU "
+        "seconds of the runs: the orchestrating process's during the timed run, the "
+        "scheduler's and workers' over the whole child run"
     )
+
+
+def _cpu(runs: list[dict[str, float]], field: str) -> str:
+    return f"{min(r[field] for r in runs):.2f}"
 
 
 if __name__ == "__main__":

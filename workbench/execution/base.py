@@ -39,6 +39,10 @@ class Executor(Protocol):
         """A failed task's error ("Type: message") and traceback text."""
         ...
 
+    def bulk(self, streaming: bool) -> None:
+        """A big graph is being submitted (True) or that is over (False)."""
+        ...
+
     async def drain(self) -> None:
         """Wait while the compute side is behind on submissions (backpressure)."""
         ...

@@ -297,17 +297,23 @@ class ExecutionRun:
         """Hand the tasks to Dask in batches; between batches the client streams them to the
         scheduler, and waits for it when it falls behind, instead of buffering the whole graph."""
         task_ids, self._to_submit = self._to_submit, []
-        for count, tid in enumerate(task_ids, 1):
-            if self.machine.finished:
-                return  # cancelled while submitting
-            if self._state(tid).terminal:
-                continue  # skipped: an upstream task failed while the graph was being submitted
-            invocation = self.invocations[tid]
-            upstream = [self.futures[dep] for dep in invocation.dependencies]
-            future = self.executor.submit(invocation, upstream)
-            self.futures[tid] = future
-            if count % SUBMIT_BATCH == 0:
-                await self.executor.drain()
+        streaming = len(task_ids) > SUBMIT_BATCH
+        if streaming:
+            self.executor.bulk(True)
+        try:
+            for count, tid in enumerate(task_ids, 1):
+                if self.machine.finished:
+                    return  # cancelled while submitting
+                if self._state(tid).terminal:
+                    continue  # skipped: an upstream task failed while submitting
+                invocation = self.invocations[tid]
+                upstream = [self.futures[dep] for dep in invocation.dependencies]
+                self.futures[tid] = self.executor.submit(invocation, upstream)
+                if count % SUBMIT_BATCH == 0:
+                    await self.executor.drain()
+        finally:
+            if streaming:
+                self.executor.bulk(False)
 
     def _store(self, task_id: str) -> None:
         if self.cache is None or not self.cache.wants(task_id) or task_id not in self.futures:

@@ -76,7 +76,7 @@ class DaskExecutor:
                 " or the profile; without one, Workbench runs a local cluster)"
             ) from exc
         self.client.subscribe_topic(TASK_EVENTS_TOPIC, self._dispatch)
-        _shorten_batching(self.client)
+        self.bulk(False)
 
     async def _start_local_cluster(self) -> Any:
         from distributed import LocalCluster
@@ -134,6 +134,16 @@ class DaskExecutor:
         tb = await handle.traceback()
         text = "".join(traceback.format_exception(type(exc), exc, tb))
         return f"{type(exc).__name__}: {exc}", text
+
+    def bulk(self, streaming: bool) -> None:
+        """The client's messages to the scheduler leave in batches at most every 10 ms
+        (distributed's fixed interval): right while a big graph streams out, but a short
+        workflow submitted just after another's results were released waited out most of it
+        before its first task left. Outside bulk submissions: every 2 ms, as the scheduler
+        batches its own stream to clients."""
+        stream = getattr(self.client, "scheduler_comm", None)
+        if stream is not None and isinstance(getattr(stream, "interval", None), float):
+            stream.interval = BULK_BATCH_INTERVAL_S if streaming else CLIENT_BATCH_INTERVAL_S
 
     async def drain(self, max_queued: int = MAX_QUEUED_MESSAGES) -> None:
         """Backpressure: wait while too many messages queue for the scheduler, so a big graph
@@ -201,14 +211,5 @@ class DaskExecutor:
             await cluster.close()
 
 
-# The client's messages to the scheduler leave at most once per 10 ms (distributed's fixed
-# batching interval): a short workflow submitted just after another's results were released
-# waited out most of it before its first task was even sent. The scheduler batches its own
-# stream to clients every 2 ms; the client's does the same here.
+BULK_BATCH_INTERVAL_S = 0.01
 CLIENT_BATCH_INTERVAL_S = 0.002
-
-
-def _shorten_batching(client: Any) -> None:
-    stream = getattr(client, "scheduler_comm", None)
-    if stream is not None and isinstance(getattr(stream, "interval", None), float):
-        stream.interval = CLIENT_BATCH_INTERVAL_S
