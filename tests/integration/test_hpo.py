@@ -185,7 +185,7 @@ async def test_a_parameter_the_estimator_does_not_take_fails_before_any_trial(
 
 async def test_pruning_stops_a_poor_trial_while_it_trains(orchestrator) -> None:
     """Two good learning rates, then one that learns nothing: the median pruner stops the
-    third trial's training after its first checkpoint, long before its 200 rounds."""
+    third trial's training at its first checkpoint past the warm-up (round 20 of 200)."""
     request = seed_request(
         search_space={"learning_rate": {"type": "categorical", "choices": [0.3, 0.25, 1e-6]}},
         sampler="grid",
@@ -205,8 +205,8 @@ async def test_pruning_stops_a_poor_trial_while_it_trains(orchestrator) -> None:
     assert pruned.value is not None  # its last intermediate value
     training = executions[2].tasks["train_model"]
     assert training.state is TaskState.FAILED
-    assert "pruned by the hyperparameter search at step 10" in (training.error or "")
-    assert training.progress < 0.5  # stopped near round 10 of 200, freeing its worker
+    assert "pruned by the hyperparameter search at step 20" in (training.error or "")
+    assert training.progress < 0.5  # stopped near round 20 of 200, freeing its worker
     assert "intermediate_f1_score" in training.metrics
     for number in (0, 1):
         assert executions[number].tasks["train_model"].progress == 1.0

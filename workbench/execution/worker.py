@@ -7,6 +7,7 @@ workers need no access to Redis or Kafka.
 from __future__ import annotations
 
 import json
+import logging
 import pickle
 import threading
 import time
@@ -23,11 +24,26 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from workbench.errors import TaskTimeoutError, WorkbenchError
+from workbench.errors import TaskCancelledError, TaskTimeoutError, WorkbenchError
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, unpack
 from workbench.execution.start_reports import AttemptReporter
 from workbench.execution.stops import registered
 from workbench.tasks.base import CancelSignal, TaskContext, TaskEventSink, TaskResult
+
+
+class _QuietStops(logging.Filter):
+    """A task stopped on purpose (cancelled, timed out, pruned) is no fault of the worker: the
+    orchestrator records why, so Dask's own "Compute Failed" error is not logged for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not (isinstance(record.msg, str) and record.msg.startswith("Compute Failed")):
+            return True
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not any(TaskCancelledError.__name__ in str(arg) for arg in args[3:4])
+
+
+# Installed where tasks run: workers import this module to run their first task.
+logging.getLogger("distributed.worker").addFilter(_QuietStops())
 
 
 def _retryable(exc: BaseException) -> bool:

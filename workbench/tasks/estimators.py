@@ -215,8 +215,8 @@ def _fit_random_forest(
             estimator.set_params(n_estimators=size, warm_start=True)
             estimator.fit(X, y)
             progress(size / total, f"{size}/{total} trees")
-            if checkpoint is not None:  # step: tenths of the forest, comparable across sizes
+            if checkpoint is not None:  # step: percent of the forest, comparable across sizes
                 scorer = getattr(estimator, "predict_proba", estimator.predict)
-                checkpoint(batch, scorer)
+                checkpoint(10 * batch, scorer)
     finally:
         estimator.set_params(n_estimators=total, warm_start=warm_start)

@@ -78,14 +78,19 @@ def _grid_values(dim: SearchDimension) -> list[Any]:
     return [dim.min + i * spacing for i in range(count + 1)]
 
 
-def make_pruner(name: str) -> Any:
+# Training's steps are boosting rounds, or the percent of a forest grown: judged from 20 on.
+TRAINING_WARMUP_STEPS = 20
+
+
+def make_pruner(name: str, warmup_steps: int = TRAINING_WARMUP_STEPS) -> Any:
     """median: stop a trial whose intermediate value is worse than the median of earlier
-    trials at the same step (after 2 trials and 1 step); hyperband: successive halving over
-    the steps; none: never prune."""
+    trials at the same step, once 2 trials have ended and past `warmup_steps` (a slow
+    learner looks hopeless in its first rounds); hyperband: successive halving over the
+    steps; none: never prune."""
     import optuna
 
     if name == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1)
+        return optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=warmup_steps)
     if name == "hyperband":
         return optuna.pruners.HyperbandPruner()
     return optuna.pruners.NopPruner()

@@ -343,7 +343,7 @@ def make_study(name: str, config: HyperparameterConfig) -> optuna.Study:
         study_name=name,
         direction=config.direction,
         sampler=make_sampler(config),
-        pruner=make_pruner(config.pruner),
+        pruner=make_pruner(config.pruner, warmup_steps=1),  # steps are folds: from the 2nd
     )
 
 
