@@ -197,10 +197,16 @@ class HyperparameterOptimizer:
 
         config = request.hyperparameter_config
         targets = _targets(request)
+        storage = study_storage(self.orchestrator.settings, name)
+        earlier = len(await asyncio.to_thread(_all_trials, storage, name))
+        if earlier and config.seed is not None:
+            # Resuming: a sampler seeded as at the start would draw the first trials' values
+            # again; seeded by how far the study got, it stays reproducible and moves on.
+            config = config.model_copy(update={"seed": config.seed + earlier})
         study = await asyncio.to_thread(
             optuna.load_study,
             study_name=name,
-            storage=study_storage(self.orchestrator.settings, name),
+            storage=storage,
             sampler=make_sampler(config),
             pruner=make_pruner(config.pruner),
         )
@@ -355,6 +361,14 @@ EXECUTION_ID = "execution_id"
 ERROR = "error"
 RETRIED = "retried"  # failed because its orchestrator died, and asked again
 RETRY_OF = "retry_of"
+
+
+def _all_trials(storage: Any, study_name: str) -> list[Any]:
+    """Blocking: every trial of the study, as stored."""
+    trials: list[Any] = storage.get_all_trials(
+        storage.get_study_id_from_name(study_name), deepcopy=False
+    )
+    return trials
 
 
 def _trial_id(storage: Any, study_name: str, number: int) -> int:
