@@ -38,16 +38,20 @@ def check_instance_id(instance_id: str) -> str:
     return instance_id
 
 
+def check_namespace(namespace: str) -> str:
+    if NAMESPACE_PATTERN.fullmatch(namespace) is None:
+        raise ValueError(
+            f"invalid Redis namespace {namespace!r}: use 1 to 64 characters from A-Z a-z 0-9 _ . -"
+        )
+    return namespace
+
+
 @dataclass(frozen=True)
 class Keys:
     namespace: str = DEFAULT_NAMESPACE
 
     def __post_init__(self) -> None:
-        if NAMESPACE_PATTERN.fullmatch(self.namespace) is None:
-            raise ValueError(
-                f"invalid Redis namespace {self.namespace!r}: use 1 to 64 characters from "
-                "A-Z a-z 0-9 _ . -"
-            )
+        check_namespace(self.namespace)
 
     @property
     def leader(self) -> str:
