@@ -33,6 +33,8 @@ class EventType(StrEnum):
     TASK_CANCELLED = "task.cancelled"
     TRIAL_STARTED = "trial.started"  # hyperparameter tuning
     TRIAL_FINISHED = "trial.finished"
+    MODEL_REGISTERED = "model.registered"  # model registry
+    MODEL_TRANSITION = "model.transition"  # a stage or alias moved
     # The cluster itself: execution_id is "" and workflow_id is the cluster's namespace.
     LEADER_ELECTED = "cluster.leader_elected"
     INSTANCE_JOINED = "cluster.instance_joined"
