@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from workbench.pickling import dumps
 from workbench.spec.models import Resources, RetryPolicy
 from workbench.tasks.base import TaskFunction
 
@@ -48,13 +49,7 @@ def pack(invocation: TaskInvocation) -> bytes:
     """Pickle once on the orchestrator. The scheduler then relays opaque bytes instead of
     unpickling and re-pickling every invocation; only the worker that runs it unpacks it.
     Functions from modules workers cannot import (a spec's .py imports) go by value."""
-    try:
-        return pickle.dumps(invocation, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        import cloudpickle
-
-        data: bytes = cloudpickle.dumps(invocation, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
+    return dumps(invocation)
 
 
 def unpack(payload: bytes) -> TaskInvocation:

@@ -28,6 +28,7 @@ from workbench.errors import TaskCancelledError, TaskTimeoutError, WorkbenchErro
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, unpack
 from workbench.execution.start_reports import AttemptReporter
 from workbench.execution.stops import registered
+from workbench.pickling import dumps
 from workbench.tasks.base import CancelSignal, TaskContext, TaskEventSink, TaskResult
 
 
@@ -100,13 +101,7 @@ class TopicSink:
 
 def dump_result(result: TaskResult) -> bytes:
     """Runs on the worker that holds a result: its bytes for the cache (pickled here, once)."""
-    try:
-        return pickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        import cloudpickle
-
-        data: bytes = cloudpickle.dumps(result, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
+    return dumps(result)
 
 
 def dump_results(*results: TaskResult) -> list[bytes]:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from workbench.pickling import dumps
 from workbench.registry.artifact_errors import ArtifactIntegrityError, ArtifactMissingError
 from workbench.registry.errors import RegistryInputError
 from workbench.registry.rules import check_model_name
@@ -38,18 +39,6 @@ class StoredArtifact:
 
 def checksum_of(data: bytes | memoryview) -> str:
     return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def dumps(obj: Any) -> bytes:
-    """Pickle `obj`; cloudpickle for what plain pickle cannot (lambdas, local classes), as
-    workbench.execution.worker.dump_result does."""
-    try:
-        return pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-    except (pickle.PicklingError, AttributeError, TypeError):
-        import cloudpickle
-
-        data: bytes = cloudpickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
-        return data
 
 
 def flavor_of(estimator: Any) -> str:
