@@ -153,14 +153,12 @@ class StudyFollower:
         self._thread.start()
 
     def _loop(self) -> None:
-        from workbench.hpo.optimizer import trial_row
+        from workbench.hpo.optimizer import all_trials, trial_row
         from workbench.hpo.storage import study_storage
 
         while not self._stop.wait(0.5):
             try:
-                storage = study_storage(self._settings, self._name)
-                study_id = storage.get_study_id_from_name(self._name)
-                trials = storage.get_all_trials(study_id, deepcopy=False)
+                trials = all_trials(study_storage(self._settings, self._name), self._name)
             except Exception:  # not created yet, or Redis briefly away: look again
                 continue
             self._board.load([trial_row(t) for t in trials])

@@ -65,6 +65,13 @@ class StoredExecution:
     # Fixed at submission: a trial run's link to its study (see workbench.hpo.pruning).
     options: Mapping[str, Any] = field(default_factory=dict)
 
+    @property
+    def capacity_used(self) -> int:
+        """The slots of its owner's capacity it takes. A study takes none: it only waits on
+        its trials, which are executions of their own (were it to take a slot, a one-slot
+        cluster would wait forever for room to run the study's first trial)."""
+        return 0 if self.kind is JobKind.STUDY else 1
+
 
 @dataclass(frozen=True)
 class InstanceInfo:

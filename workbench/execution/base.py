@@ -51,8 +51,9 @@ class Executor(Protocol):
         """Drop the tasks and stop the bodies of those running."""
         ...
 
-    async def stop(self, handles: Sequence[Any], reason: str) -> None:
-        """Stop the bodies of running tasks: each fails with TaskCancelledError(reason)."""
+    async def stop(self, handles: Sequence[Any], reason: str, worker: str | None = None) -> None:
+        """Stop the bodies of running tasks: each fails with TaskCancelledError(reason).
+        `worker`: where they run, when known; else every worker is told."""
         ...
 
     async def seed(self, invocation: TaskInvocation, payload: bytes | memoryview) -> Any:

@@ -181,7 +181,8 @@ class ExecutionRun:
         """Stop a running task's body; it fails with `reason` (a pruned trial's training)."""
         future = self.futures.get(task_id)
         if future is not None and not self._state(task_id).terminal:
-            await self.executor.stop([future], reason)
+            # The worker its start report named; before that report, every worker is told.
+            await self.executor.stop([future], reason, self.execution.tasks[task_id].worker)
 
     def handle(self, event: Input) -> None:
         self._apply(self.machine.handle(event))

@@ -192,10 +192,15 @@ class DaskExecutor:
             await self.client.cancel(list(handles), force=True)
             await self.stop(handles, "its run was cancelled")
 
-    async def stop(self, handles: Sequence[Any], reason: str) -> None:
+    async def stop(self, handles: Sequence[Any], reason: str, worker: str | None = None) -> None:
         if handles:
-            # Every worker: the client does not know where a task runs, and the call is cheap.
-            await self.client.run(stop_running, [h.key for h in handles], reason, on_error="ignore")
+            await self.client.run(
+                stop_running,
+                [h.key for h in handles],
+                reason,
+                workers=None if worker is None else [worker],
+                on_error="ignore",
+            )
 
     async def close(self) -> None:
         if self.client is not None:

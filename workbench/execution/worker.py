@@ -40,7 +40,8 @@ class _QuietStops(logging.Filter):
         if not (isinstance(record.msg, str) and record.msg.startswith("Compute Failed")):
             return True
         args = record.args if isinstance(record.args, tuple) else ()
-        return not any(TaskCancelledError.__name__ in str(arg) for arg in args[3:4])
+        exception_text = str(args[3]) if len(args) > 3 else ""  # key, state, task, exception
+        return TaskCancelledError.__name__ not in exception_text
 
 
 # Installed where tasks run: workers import this module to run their first task.

@@ -36,7 +36,6 @@ from workbench.tasks.search import corner, make_pruner, make_sampler, suggest, t
 if TYPE_CHECKING:
     import optuna
 
-    from workbench.config import Settings
     from workbench.coordination.base import StoredExecution
     from workbench.orchestrator.orchestrator import DistributedOrchestrator
 
@@ -198,7 +197,8 @@ class HyperparameterOptimizer:
         config = request.hyperparameter_config
         targets = _targets(request)
         storage = study_storage(self.orchestrator.settings, name)
-        earlier = len(await asyncio.to_thread(_all_trials, storage, name))
+        study_id = await asyncio.to_thread(storage.get_study_id_from_name, name)
+        earlier = len(await asyncio.to_thread(storage.get_all_trials, study_id, deepcopy=False))
         if earlier and config.seed is not None:
             # Resuming: a sampler seeded as at the start would draw the first trials' values
             # again; seeded by how far the study got, it stays reproducible and moves on.
@@ -211,7 +211,7 @@ class HyperparameterOptimizer:
             pruner=make_pruner(config.pruner),
         )
         remaining = await asyncio.to_thread(
-            _take_over, study, trial_budget(config), self.orchestrator.settings
+            _take_over, study, storage, study_id, trial_budget(config)
         )
         deadline = None
         if config.timeout_s is not None:
@@ -223,7 +223,7 @@ class HyperparameterOptimizer:
                 if deadline is not None and time.time() > deadline:
                     return
                 trial = await asyncio.to_thread(study.ask)
-                await self._run_trial(request, targets, study, trial)
+                await self._run_trial(request, targets, study, study_id, trial)
 
         await asyncio.gather(*(one() for _ in range(remaining)))
 
@@ -256,6 +256,7 @@ class HyperparameterOptimizer:
         request: OptimizationRequest,
         targets: list[str],
         study: optuna.Study,
+        study_id: int,
         trial: optuna.trial.Trial,
     ) -> None:
         config = request.hyperparameter_config
@@ -263,7 +264,7 @@ class HyperparameterOptimizer:
         spec = _with_params(request.workflow_spec, targets, params)
         started = time.monotonic()
         self._trial_event(study.study_name, trial.number, EventType.TRIAL_STARTED, params=params)
-        result = await self._evaluate(request, spec, targets, study, trial, params)
+        result = await self._evaluate(request, spec, targets, study, study_id, trial)
         self._trial_event(
             study.study_name,
             trial.number,
@@ -299,15 +300,17 @@ class HyperparameterOptimizer:
         spec: dict[str, Any],
         targets: list[str],
         study: optuna.Study,
+        study_id: int,
         trial: optuna.trial.Trial,
-        params: dict[str, Any],
-    ) -> Trial:
+    ) -> _Outcome:
         """Run the trial's workflow and tell the study how it went."""
         import optuna
 
         config = request.hyperparameter_config
         storage = study_storage(self.orchestrator.settings, study.study_name)
-        trial_id = await asyncio.to_thread(_trial_id, storage, study.study_name, trial.number)
+        trial_id = await asyncio.to_thread(
+            storage.get_trial_id_from_study_id_trial_number, study_id, trial.number
+        )
         link = TrialLink(
             study=study.study_name,
             trial_id=trial_id,
@@ -316,7 +319,6 @@ class HyperparameterOptimizer:
             # Steps of two models cannot be compared: prune only a search over one task.
             tasks=tuple(targets) if len(targets) == 1 and config.pruner != "none" else (),
         )
-        execution: WorkflowExecution | None = None
         try:
             checked = await asyncio.to_thread(load_workflow, spec, base_dir=request.base_dir)
             execution_id = await self.orchestrator._submit(checked, CacheMode.USE, link)
@@ -324,27 +326,26 @@ class HyperparameterOptimizer:
             execution = await self.orchestrator.wait_for_execution(execution_id)
         except Exception as exc:  # one trial's failure is the study's data, not its end
             log.warning("trial %d failed: %s", trial.number, exc)
-            return await self._tell_failed(study, trial, params, str(exc))
+            return await self._tell_failed(study, trial, str(exc))
         value = _objective(execution, config.objective_metric)
         if execution.status is WorkflowStatus.SUCCEEDED and value is not None:
             await asyncio.to_thread(study.tell, trial, value)
-            return Trial(trial.number, params, value, "complete", 0.0, execution_id)
+            return _Outcome("complete", value, execution_id)
         frozen = await asyncio.to_thread(storage.get_trial, trial_id)
         if PRUNED_AT_STEP in frozen.user_attrs:
             await asyncio.to_thread(study.tell, trial, state=optuna.trial.TrialState.PRUNED)
             last = frozen.intermediate_values.get(frozen.user_attrs[PRUNED_AT_STEP])
-            return Trial(trial.number, params, last, "pruned", 0.0, execution_id)
+            return _Outcome("pruned", last, execution_id)
         error = execution.error.message if execution.error else "objective not reported"
-        return await self._tell_failed(study, trial, params, error, execution_id)
+        return await self._tell_failed(study, trial, error, execution_id)
 
     async def _tell_failed(
         self,
         study: optuna.Study,
         trial: optuna.trial.Trial,
-        params: dict[str, Any],
         error: str,
         execution_id: str | None = None,
-    ) -> Trial:
+    ) -> _Outcome:
         import optuna
 
         def tell() -> None:
@@ -352,7 +353,17 @@ class HyperparameterOptimizer:
             study.tell(trial, state=optuna.trial.TrialState.FAIL)
 
         await asyncio.to_thread(tell)
-        return Trial(trial.number, params, None, "fail", 0.0, execution_id, error)
+        return _Outcome("fail", None, execution_id, error)
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How a trial ended, for its `trial.finished` event."""
+
+    state: str
+    value: float | None
+    execution_id: str | None
+    error: str | None = None
 
 
 # Trial and study user attributes.
@@ -363,7 +374,7 @@ RETRIED = "retried"  # failed because its orchestrator died, and asked again
 RETRY_OF = "retry_of"
 
 
-def _all_trials(storage: Any, study_name: str) -> list[Any]:
+def all_trials(storage: Any, study_name: str) -> list[Any]:
     """Blocking: every trial of the study, as stored."""
     trials: list[Any] = storage.get_all_trials(
         storage.get_study_id_from_name(study_name), deepcopy=False
@@ -371,22 +382,14 @@ def _all_trials(storage: Any, study_name: str) -> list[Any]:
     return trials
 
 
-def _trial_id(storage: Any, study_name: str, number: int) -> int:
-    """Blocking: the storage's id of a study's trial number."""
-    study_id = storage.get_study_id_from_name(study_name)
-    trial_id: int = storage.get_trial_id_from_study_id_trial_number(study_id, number)
-    return trial_id
-
-
-def _take_over(study: optuna.Study, max_trials: int, settings: Settings) -> int:
+def _take_over(study: optuna.Study, storage: Any, study_id: int, max_trials: int) -> int:
     """Blocking. Fail and re-queue the trials a previous owner left running (the cache keeps
     whatever of their work had finished); returns how many trials are still to be asked."""
     import optuna
 
     states = optuna.trial.TrialState
-    storage = study_storage(settings, study.study_name)
     for left in study.get_trials(deepcopy=False, states=(states.RUNNING,)):
-        trial_id = _trial_id(storage, study.study_name, left.number)
+        trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, left.number)
         storage.set_trial_user_attr(trial_id, RETRIED, True)
         storage.set_trial_state_values(trial_id, states.FAIL)
         study.enqueue_trial(left.params, user_attrs={RETRY_OF: left.number})

@@ -23,7 +23,6 @@ from typing import Any
 from workbench.config import Settings
 from workbench.coordination.base import (
     InstanceInfo,
-    JobKind,
     LeaderElection,
     Refusal,
     StateStore,
@@ -269,14 +268,14 @@ class ClusterMember:
         waiting: list[StoredExecution] = []
         for execution in unfinished:
             if execution.owner in free:
-                free[execution.owner] -= _weight(execution)
+                free[execution.owner] -= execution.capacity_used
             else:  # no owner yet, or an owner whose heartbeat expired
                 waiting.append(execution)
         waiting.sort(key=lambda e: e.submitted_at)
         assigned = 0
         for execution in waiting:
             most = max(free.values())
-            if most <= 0 and _weight(execution):
+            if most <= 0 and execution.capacity_used:
                 continue  # every live instance is full: it waits for capacity
             # Ties go to a random one of them, so light load spreads over every instance.
             target = random.choice([iid for iid, n in free.items() if n == most])
@@ -294,7 +293,7 @@ class ClusterMember:
                 self._step_down("the store refused its fencing token")
                 return assigned
             if result.ok:
-                free[target] -= _weight(execution)
+                free[target] -= execution.capacity_used
                 assigned += 1
                 epoch = result.epoch or 0
                 self._cluster_event(
@@ -316,10 +315,3 @@ class ClusterMember:
                     previous,
                 )
         return assigned
-
-
-def _weight(execution: StoredExecution) -> int:
-    """The capacity an execution takes. A study takes none: it only waits on its trials,
-    which are executions of their own (were it to take a slot, a one-slot cluster would wait
-    forever for room to run the study's first trial)."""
-    return 0 if execution.kind is JobKind.STUDY else 1

@@ -253,8 +253,7 @@ class OwnedRuns:
 
     @property
     def load(self) -> int:
-        """Workflow runs (studies take no capacity: see cluster._weight)."""
-        return sum(isinstance(run, OwnedRun) for run in self.active.values())
+        return sum(run.stored.capacity_used for run in self.active.values())
 
     async def poll_once(self) -> None:
         owned: dict[str, StoredExecution] = {}

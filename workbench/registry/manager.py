@@ -135,9 +135,7 @@ class ModelLifecycleManager:
     def _announce(self, moved: list[Transition]) -> list[Transition]:
         for transition in moved:
             version = self.store.get(transition.name, transition.version)
-            data = asdict(transition)
-            data["from_stage"], data["to_stage"] = transition.from_stage, transition.to_stage
-            self._emit(EventType.MODEL_TRANSITION, version, data)
+            self._emit(EventType.MODEL_TRANSITION, version, asdict(transition))
         return moved
 
     def _emit(self, kind: EventType, version: ModelVersion, data: dict[str, Any]) -> None:

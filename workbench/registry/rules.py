@@ -55,7 +55,7 @@ def check_alias(alias: str) -> str:
             f"alias {alias!r} is a stage name ({', '.join(sorted(STAGE_NAMES))}); stages are "
             "set with transition(). Choose another alias, such as 'champion'."
         )
-    if alias.isdigit() or ALIAS_NAME.fullmatch(alias) is None:
+    if ALIAS_NAME.fullmatch(alias) is None:
         raise RegistryInputError(
             f"invalid alias {alias!r}: use 1 to 64 characters from A-Z a-z 0-9 _ -, starting "
             "with a letter or '_' (all digits would read as a version number)"

@@ -123,9 +123,9 @@ def fit_estimator(
     checkpoint: Checkpoint | None = None,
 ) -> Any:
     """Fit, reporting progress (0..1) per boosting round, stage or batch of trees. `progress`
-    may raise to stop the fit (cancellation). `checkpoint` sees the model about 20 times
-    while XGBoost boosts and after each batch of a random forest's trees (other algorithms
-    have no intermediate model worth scoring)."""
+    may raise to stop the fit (cancellation). `checkpoint` sees the model every
+    CHECKPOINT_ROUNDS rounds while XGBoost boosts and after each tenth of a random forest
+    grows (other algorithms have no intermediate model worth scoring)."""
     if algorithm == "xgboost":
         _fit_xgboost(estimator, X, y, progress, log_metric, checkpoint)
     elif algorithm == "gradient_boosting":

@@ -46,6 +46,18 @@ def fold_splits(
     return list(splitter.split(np.zeros(len(y)), y))
 
 
+def transform_fold(
+    transformer: Any, X: Any, y: np.ndarray, fit_rows: np.ndarray, valid_rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """A fold's fit and held-out rows, transformed by a fresh copy of `transformer` fitted on
+    the fit rows only (no leakage from the held-out rows)."""
+    from sklearn.base import clone
+
+    fitted = clone(transformer)
+    X_fit = np.asarray(fitted.fit_transform(X.iloc[fit_rows], y[fit_rows]), dtype=np.float64)
+    return X_fit, np.asarray(fitted.transform(X.iloc[valid_rows]), dtype=np.float64)
+
+
 def cross_validate(
     ctx: TaskContext, trained: TrainedModel, params: ValidationParams
 ) -> list[dict[str, float]]:
@@ -72,9 +84,7 @@ def cross_validate(
             ctx.report_progress(done, f"fold {fold + 1}/{len(splits)}: {message}")
 
         progress(0.0, "fitting")
-        transformer = clone(trained.model.transformer)
-        X_fit = np.asarray(transformer.fit_transform(X.iloc[train_rows], y[train_rows]), float)
-        X_valid = np.asarray(transformer.transform(X.iloc[valid_rows]), dtype=np.float64)
+        X_fit, X_valid = transform_fold(trained.model.transformer, X, y, train_rows, valid_rows)
         estimator = clone(trained.model.estimator)
         if type(estimator).__name__ in THREADED:
             estimator.set_params(n_jobs=n_jobs)

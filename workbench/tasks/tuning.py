@@ -35,7 +35,7 @@ from workbench.tasks.data import (
 )
 from workbench.tasks.estimators import fit_estimator, make_estimator
 from workbench.tasks.metrics import primary_metric, score_estimator
-from workbench.tasks.model_validation import fold_splits
+from workbench.tasks.model_validation import fold_splits, transform_fold
 from workbench.tasks.params import (
     LOWER_IS_BETTER,
     TrainingParams,
@@ -365,22 +365,11 @@ def make_folds(
 ) -> list[Fold]:
     """The folds of the train split, each transformed by a clone of the feature transformer
     fitted on its fit rows only (no leakage from the held-out rows). Done once for all trials."""
-    from sklearn.base import clone
-
     X, y = features.data.X_train, features.y_train
     result = []
     for fit_rows, valid_rows in fold_splits(y, problem, len(labels), folds, seed):
-        transformer = clone(features.transformer)
-        X_fit = transformer.fit_transform(X.iloc[fit_rows], y[fit_rows])
-        X_valid = transformer.transform(X.iloc[valid_rows])
-        result.append(
-            Fold(
-                np.asarray(X_fit, dtype=np.float64),
-                y[fit_rows],
-                np.asarray(X_valid, dtype=np.float64),
-                y[valid_rows],
-            )
-        )
+        X_fit, X_valid = transform_fold(features.transformer, X, y, fit_rows, valid_rows)
+        result.append(Fold(X_fit, y[fit_rows], X_valid, y[valid_rows]))
     return result
 
 

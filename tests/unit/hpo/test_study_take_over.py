@@ -27,7 +27,7 @@ def test_running_trials_are_failed_and_asked_again_finished_ones_kept(tmp_path: 
     study.tell(failed, state=optuna.trial.TrialState.FAIL)
     left = study.ask({"x": optuna.distributions.FloatDistribution(0, 1)})  # owner died here
 
-    remaining = _take_over(study, 5, settings)
+    remaining = _take_over(study, storage, storage.get_study_id_from_name("s"), 5)
 
     assert remaining == 3  # 5 - the complete one - the failed one; the cut-off one is redone
     trials = {t.number: t for t in study.get_trials()}
