@@ -6,6 +6,7 @@ import hashlib
 import importlib
 import importlib.util
 import sys
+import threading
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -23,6 +24,11 @@ class TaskRegistry:
     def __init__(self) -> None:
         self._definitions: dict[str, TaskDefinition] = {}
         self._plugins_loaded = False
+        # Specs are checked on worker threads (several submissions at once): the first to ask
+        # loads the built-ins and plug-ins while the others wait, never seeing half a registry.
+        # Re-entrant: a plug-in being loaded may look types up on the loading thread.
+        self._loading = threading.RLock()
+        self._loading_now = False
 
     def register(self, definition: TaskDefinition, *, replace: bool = False) -> None:
         if definition.name in self._definitions and not replace:
@@ -52,7 +58,17 @@ class TaskRegistry:
     def _ensure_loaded(self) -> None:
         if self._plugins_loaded:
             return
-        self._plugins_loaded = True
+        with self._loading:
+            if self._plugins_loaded or self._loading_now:  # loaded, or this thread is loading
+                return
+            self._loading_now = True
+            try:
+                self._load_all()
+            finally:
+                self._loading_now = False
+                self._plugins_loaded = True
+
+    def _load_all(self) -> None:
         from workbench.tasks.builtin import register_builtins
 
         register_builtins(self)

@@ -99,3 +99,29 @@ def test_inference_dataset_path_is_marked_as_an_input_file(tmp_path: Path) -> No
     extra = InferenceParams.model_fields["dataset_path"].json_schema_extra
     assert extra == {"workbench_input_file": True}
     assert InferenceParams.model_fields["output_path"].json_schema_extra is None
+
+
+def test_concurrent_first_lookups_all_see_every_builtin_type() -> None:
+    """Submissions check specs on worker threads at once: none may see a half-loaded registry."""
+    import threading
+
+    from workbench.tasks.registry import TaskRegistry
+
+    def first_lookups(registry: TaskRegistry, threads: int = 8) -> list[list[str]]:
+        seen: list[list[str]] = []
+        barrier = threading.Barrier(threads)
+
+        def look() -> None:
+            barrier.wait()
+            seen.append(registry.names())
+
+        started = [threading.Thread(target=look) for _ in range(threads)]
+        for thread in started:
+            thread.start()
+        for thread in started:
+            thread.join()
+        return seen
+
+    for _ in range(5):
+        seen = first_lookups(TaskRegistry())
+        assert len(seen) == 8 and all(set(names) >= set(RUNNABLE) for names in seen), seen
