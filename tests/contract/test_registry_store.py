@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis
 
-from workbench.registry.base import AliasChange, ModelDraft, RegistryStore, Stage
+from workbench.registry.base import AliasChange, ModelDraft, RegistryStore, Stage, ValidationReport
 from workbench.registry.errors import (
     AliasNotFoundError,
     ModelNotFoundError,
@@ -490,3 +490,46 @@ def test_a_draft_that_is_not_json_is_refused_and_nothing_is_written(store) -> No
         with pytest.raises(RegistryInputError, match="plain JSON"):
             store.register("fraud", draft)
     assert "fraud" not in store.list_names()
+
+
+# -- validation reports ----------------------------------------------------------------------------
+def report(version: int, passed: bool = True, **fields: Any) -> ValidationReport:
+    base: dict[str, Any] = {
+        "name": "churn",
+        "version": version,
+        "passed": passed,
+        "gates": [{"metric": "auc", "expression": ">= 0.8", "passed": passed, "reason": "r"}],
+        "metrics": {"auc": 0.91},
+        "against": "production",
+        "champion_version": None,
+        "champion_metrics": None,
+        "dataset": "test split",
+        "who": "ci",
+        "at": 100.0 + version,
+    }
+    return ValidationReport(**{**base, **fields})
+
+
+def test_validation_reports_are_kept_per_version_in_order(harness: Harness) -> None:
+    store = harness.store
+    registered(store, 2)
+    first, second = report(2, passed=False), report(2, champion_version=1, at=200.0)
+    store.add_validation(first)
+    store.add_validation(report(1))
+    store.add_validation(second)
+    assert store.validations("churn", 2) == [first, second]
+    assert store.validations("churn", 1) == [report(1)]
+    assert harness.another().validations("churn", 2) == [first, second]
+
+
+def test_a_report_on_an_unknown_version_or_not_json_is_refused(store: RegistryStore) -> None:
+    registered(store, 1)
+    with pytest.raises(VersionNotFoundError):
+        store.add_validation(report(7))
+    with pytest.raises(ModelNotFoundError):
+        store.add_validation(report(1, name="nope"))
+    with pytest.raises(RegistryInputError, match="plain JSON"):
+        store.add_validation(report(1, metrics={"auc": float("nan")}))
+    with pytest.raises(VersionNotFoundError):
+        store.validations("churn", 7)
+    assert store.validations("churn", 1) == []

@@ -35,6 +35,8 @@ class EventType(StrEnum):
     TRIAL_FINISHED = "trial.finished"
     MODEL_REGISTERED = "model.registered"  # model registry
     MODEL_TRANSITION = "model.transition"  # a stage or alias moved
+    MODEL_VALIDATED = "model.validated"  # gates checked; data holds the report
+    MODEL_DEPLOYED = "model.deployed"  # made reachable through a deployment target
     # The cluster itself: execution_id is "" and workflow_id is the cluster's namespace.
     LEADER_ELECTED = "cluster.leader_elected"
     INSTANCE_JOINED = "cluster.instance_joined"

@@ -72,6 +72,29 @@ class Transition:
     at: float
 
 
+@dataclass(frozen=True)
+class ValidationReport:
+    """A version's metrics on held-out data checked against gates, kept with the version so a
+    promotion can require a passing one. `gates` holds `GateReport.to_json()` rows."""
+
+    name: str
+    version: int
+    passed: bool
+    gates: list[dict[str, Any]]
+    metrics: dict[str, float]  # the challenger's, on `dataset`
+    against: str  # the champion's ref, e.g. "production"
+    champion_version: int | None  # None: there was no champion to compare with
+    champion_metrics: dict[str, float] | None
+    dataset: str  # what the metrics were measured on
+    who: str
+    at: float
+
+    @property
+    def failures(self) -> str:
+        """The failed gates as "metric: reason; ...", for messages."""
+        return "; ".join(f"{g['metric']}: {g['reason']}" for g in self.gates if not g["passed"])
+
+
 class RegistryStore(Protocol):
     def register(self, name: str, draft: ModelDraft) -> ModelVersion:
         """Store `draft` as the next version of `name` (1 for a new name), stage `none`.
@@ -122,6 +145,14 @@ class RegistryStore(Protocol):
 
     def history(self, name: str) -> list[Transition]:
         """Every transition of `name`, oldest first."""
+        ...
+
+    def add_validation(self, report: ValidationReport) -> None:
+        """Keep `report` with its version (VersionNotFoundError when there is no such one)."""
+        ...
+
+    def validations(self, name: str, version: int) -> list[ValidationReport]:
+        """Every report on `version`, oldest first."""
         ...
 
     def close(self) -> None: ...

@@ -5,9 +5,17 @@ and number: the key or row it is stored under holds those, so they can never dis
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 from typing import Any
 
-from workbench.registry.base import AliasChange, ModelDraft, ModelVersion, Stage, Transition
+from workbench.registry.base import (
+    AliasChange,
+    ModelDraft,
+    ModelVersion,
+    Stage,
+    Transition,
+    ValidationReport,
+)
 
 
 def _dumps(value: Any) -> str:
@@ -97,3 +105,12 @@ def load_transition(text: str | bytes) -> Transition:
         why=d["why"],
         at=d["at"],
     )
+
+
+def validation_json(report: ValidationReport) -> str:
+    """TypeError or ValueError when a field is not plain JSON (NaN metrics are refused)."""
+    return json.dumps(asdict(report), separators=(",", ":"), sort_keys=True, allow_nan=False)
+
+
+def load_validation(text: str | bytes) -> ValidationReport:
+    return ValidationReport(**json.loads(text))

@@ -8,8 +8,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable
 
 from workbench.registry import rules
-from workbench.registry.base import ModelDraft, ModelVersion, Stage, Transition
-from workbench.registry.codec import draft_json
+from workbench.registry.base import ModelDraft, ModelVersion, Stage, Transition, ValidationReport
+from workbench.registry.codec import draft_json, load_validation, validation_json
 from workbench.registry.errors import RegistryInputError
 from workbench.registry.rules import Change, ModelState
 
@@ -34,6 +34,14 @@ class RuleStore(ABC):
     def _mutate(self, name: str, rule: Rule) -> list[Transition]:
         """Load, apply `rule` and write its change (versions, stack, transitions) as one
         atomic step; a rule that raises writes nothing."""
+
+    @abstractmethod
+    def _add_validation(self, name: str, version: int, report_json: str) -> None:
+        """Append a report to the version's list (the version is known to exist)."""
+
+    @abstractmethod
+    def _validations(self, name: str, version: int) -> list[str]:
+        """The version's reports as stored, oldest first."""
 
     @abstractmethod
     def list_names(self) -> list[str]: ...
@@ -107,3 +115,18 @@ class RuleStore(ABC):
         return self._mutate(
             rules.check_model_name(name), lambda s: rules.rollback(s, who=who, why=why, at=at)
         )
+
+    def add_validation(self, report: ValidationReport) -> None:
+        self.get(report.name, report.version)  # versions are never deleted: it stays known
+        try:
+            encoded = validation_json(report)
+        except (TypeError, ValueError) as exc:
+            raise RegistryInputError(
+                f"validation report of {report.name!r} v{report.version} is not plain JSON "
+                f"({exc}); metrics must be finite numbers"
+            ) from None
+        self._add_validation(report.name, report.version, encoded)
+
+    def validations(self, name: str, version: int) -> list[ValidationReport]:
+        self.get(name, version)
+        return [load_validation(text) for text in self._validations(name, version)]

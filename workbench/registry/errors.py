@@ -23,6 +23,8 @@ class RegistryInputError(RegistryError, ValueError):
 
 
 class ModelNotFoundError(RegistryError, LookupError):
+    exit_code = 2  # the caller named something that is not there
+
     def __init__(self, name: str, known: Iterable[str]) -> None:
         self.name = name
         self.known = sorted(known)
@@ -33,6 +35,8 @@ class ModelNotFoundError(RegistryError, LookupError):
 
 
 class VersionNotFoundError(RegistryError, LookupError):
+    exit_code = 2
+
     def __init__(self, name: str, version: int, known: Iterable[int]) -> None:
         self.name = name
         self.version = version
@@ -43,6 +47,8 @@ class VersionNotFoundError(RegistryError, LookupError):
 
 
 class AliasNotFoundError(RegistryError, LookupError):
+    exit_code = 2
+
     def __init__(self, name: str, alias: str, known: Iterable[str]) -> None:
         self.name = name
         self.alias = alias
@@ -55,3 +61,7 @@ class AliasNotFoundError(RegistryError, LookupError):
 
 class RegistryConflictError(RegistryError):
     """The request is well formed but the model's current state does not allow it."""
+
+
+class StaleValidationError(RegistryConflictError):
+    """The version's report compared it with a champion that is no longer the champion."""

@@ -39,6 +39,9 @@ _NUMBER = r"(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?"
 _THRESHOLD = re.compile(rf"\s*(>=|<=|==|>|<)\s*([+-]?\s*{_NUMBER})\s*")
 _CHAMPION = re.compile(rf"\s*([+-]?)\s*({_NUMBER})\s*vs\s+champion\s*", re.IGNORECASE)
 
+# Metrics where a smaller value is better (the task types' metrics use the same names).
+LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
+
 Op = Literal[">=", ">", "<=", "<", "=="]
 
 
@@ -187,7 +190,7 @@ def evaluate_gates(
     gates: Mapping[str, str],
     challenger: Mapping[str, float],
     champion: Mapping[str, float] | None,
-    lower_is_better: frozenset[str] = frozenset(),
+    lower_is_better: frozenset[str] = LOWER_IS_BETTER,
 ) -> GateReport:
     """Check `challenger`'s metrics against every gate (metric -> expression). `champion` is
     the current champion's metrics, or None when there is none (champion gates then pass).

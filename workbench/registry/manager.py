@@ -9,36 +9,44 @@ ever unpickled.
 from __future__ import annotations
 
 import getpass
+import math
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from workbench.events.models import SCHEMA_VERSION, Event, EventType
+from workbench.registry.address import RegistryAddress
 from workbench.registry.artifacts import ArtifactStore, flavor_of
-from workbench.registry.base import ModelDraft, ModelVersion, RegistryStore, Stage, Transition
+from workbench.registry.base import (
+    ModelDraft,
+    ModelVersion,
+    RegistryStore,
+    Stage,
+    Transition,
+    ValidationReport,
+)
+from workbench.registry.deployment import Deployment, load_target
+from workbench.registry.errors import (
+    AliasNotFoundError,
+    RegistryConflictError,
+    StaleValidationError,
+)
+from workbench.registry.gates import LOWER_IS_BETTER, evaluate_gates, parse_gates
 
 if TYPE_CHECKING:
     from workbench.config import Settings
 
 Publish = Callable[[Event], None]
+# A model -> its metrics on held-out data (the layer above supplies it: the registry does not
+# know how to score the models it keeps).
+Scorer = Callable[[Any], Mapping[str, float]]
 
 
 def open_registry(settings: Settings) -> tuple[RegistryStore, ArtifactStore]:
     """The cluster's registry in Redis when one is configured, else SQLite in the cache folder;
     artifacts under the artifact root (shared by a cluster) or the cache folder."""
-    artifacts = ArtifactStore((settings.artifact_root or settings.cache_dir) / "registry")
-    if settings.redis_url:
-        import redis
-
-        from workbench.registry.redis_store import RedisRegistryStore
-
-        client = redis.Redis.from_url(settings.redis_url)
-        return RedisRegistryStore(client, namespace=settings.namespace), artifacts
-    from workbench.registry.sqlite_store import SqliteRegistryStore
-
-    settings.cache_dir.mkdir(parents=True, exist_ok=True)
-    return SqliteRegistryStore(settings.cache_dir / "registry.sqlite"), artifacts
+    return RegistryAddress.from_settings(settings).open()
 
 
 class ModelLifecycleManager:
@@ -59,7 +67,11 @@ class ModelLifecycleManager:
 
     @classmethod
     def from_settings(cls, settings: Settings, **kwargs: Any) -> ModelLifecycleManager:
-        store, artifacts = open_registry(settings)
+        return cls.at(RegistryAddress.from_settings(settings), **kwargs)
+
+    @classmethod
+    def at(cls, address: RegistryAddress, **kwargs: Any) -> ModelLifecycleManager:
+        store, artifacts = address.open()
         return cls(store, artifacts, **kwargs)
 
     # -- registering ---------------------------------------------------------------------------
@@ -101,6 +113,95 @@ class ModelLifecycleManager:
         version = self.store.resolve(name, ref)
         return version, self.artifacts.load(version.artifact_path, version.checksum)
 
+    # -- validating ----------------------------------------------------------------------------
+    def validate(
+        self,
+        name: str,
+        version: int,
+        gates: Mapping[str, str],
+        *,
+        against: str = "production",
+        scorer: Scorer | None = None,
+        dataset: str | None = None,
+        lower_is_better: frozenset[str] = LOWER_IS_BETTER,
+    ) -> ValidationReport:
+        """Check `version` against `gates` (metric -> ">= 0.8" or "+0.01 vs champion"); the
+        champion is the version `against` names (none yet: champion gates pass, saying so).
+
+        With `scorer` (a model -> metrics function over held-out data, e.g.
+        `workbench.tasks.holdout.holdout_scorer`), both models are loaded verified and scored
+        on the same rows; without it the metrics recorded at registration are compared. The
+        report is kept with the version (see `promote(require_validation=True)`) and emitted."""
+        parse_gates(gates)  # a malformed gate fails before any model is loaded
+        challenger = self.store.get(name, version)
+        champion = self._champion(name, against, exclude=version)
+        if scorer is None:
+            measured = dict(challenger.metrics)
+            best = None if champion is None else dict(champion.metrics)
+            dataset = dataset or "the metrics recorded at registration"
+        else:
+            measured = dict(scorer(self._load_version(challenger)))
+            best = None if champion is None else dict(scorer(self._load_version(champion)))
+            dataset = dataset or "held-out data"
+        gate_report = evaluate_gates(gates, measured, best, lower_is_better)
+        report = ValidationReport(
+            name=name,
+            version=version,
+            passed=gate_report.passed,
+            gates=gate_report.to_json()["gates"],
+            metrics=_finite(measured),
+            against=against,
+            champion_version=None if champion is None else champion.version,
+            champion_metrics=None if best is None else _finite(best),
+            dataset=dataset,
+            who=self.who,
+            at=time.time(),
+        )
+        self.store.add_validation(report)
+        self._emit(EventType.MODEL_VALIDATED, challenger, asdict(report))
+        return report
+
+    def _champion(self, name: str, against: str, *, exclude: int) -> ModelVersion | None:
+        """The version `against` names; None when that stage is empty or it is `exclude`."""
+        try:
+            champion = self.store.resolve(name, against)
+        except AliasNotFoundError:
+            if against.lower() in {s.value for s in Stage}:
+                return None  # nothing in that stage yet: the first version has no champion
+            raise
+        return None if champion.version == exclude else champion
+
+    def _load_version(self, version: ModelVersion) -> Any:
+        return self.artifacts.load(version.artifact_path, version.checksum)
+
+    def latest_validation(self, name: str, version: int) -> ValidationReport | None:
+        reports = self.store.validations(name, version)
+        return reports[-1] if reports else None
+
+    def _require_passing(self, name: str, version: int, stage: Stage) -> None:
+        """The newest report on `version` passed, against the champion there is now."""
+        report = self.latest_validation(name, version)
+        if report is None:
+            raise RegistryConflictError(
+                f"{name} v{version} has no validation report and promotion requires a passing "
+                f"one; run validate({name!r}, {version}, gates=...) first"
+            )
+        if not report.passed:
+            raise RegistryConflictError(
+                f"{name} v{version} failed its validation ({report.failures}); it is not "
+                f"promoted to {stage.value}"
+            )
+        champion = self._champion(name, report.against, exclude=version)
+        now = None if champion is None else champion.version
+        if now != report.champion_version:
+            then = (
+                "no champion" if report.champion_version is None else f"v{report.champion_version}"
+            )
+            raise StaleValidationError(
+                f"{name} v{version} was validated against {then} but {report.against} is now "
+                f"{'empty' if now is None else f'v{now}'}; validate it again"
+            )
+
     # -- moving --------------------------------------------------------------------------------
     def promote(
         self,
@@ -110,7 +211,12 @@ class ModelLifecycleManager:
         *,
         why: str = "",
         archive_previous: bool = True,
+        require_validation: bool = False,
     ) -> list[Transition]:
+        """Move `version` to `stage`. With `require_validation`, only a version whose newest
+        validation report passed (against the current champion) moves."""
+        if require_validation:
+            self._require_passing(name, version, Stage(stage))
         moved = self.store.transition(
             name, version, stage, who=self.who, why=why, archive_previous=archive_previous
         )
@@ -127,6 +233,23 @@ class ModelLifecycleManager:
 
     def remove_alias(self, name: str, alias: str, *, why: str = "") -> list[Transition]:
         return self._announce(self.store.remove_alias(name, alias, who=self.who, why=why))
+
+    # -- deploying -----------------------------------------------------------------------------
+    def deploy(
+        self,
+        name: str,
+        version: int,
+        target: str = "batch",
+        options: Mapping[str, Any] | None = None,
+    ) -> Deployment:
+        """Make `version` reachable through a deployment target (`batch`, `http` or a
+        plug-in's); its options are checked before anything moves."""
+        chosen = load_target(target)
+        chosen.check_options(options or {})
+        model_version = self.store.get(name, version)
+        deployment = chosen.deploy(self, model_version, options or {})
+        self._emit(EventType.MODEL_DEPLOYED, self.store.get(name, version), asdict(deployment))
+        return deployment
 
     def close(self) -> None:
         self.store.close()
@@ -156,6 +279,11 @@ class ModelLifecycleManager:
                 timestamp=time.time(),
             )
         )
+
+
+def _finite(metrics: Mapping[str, float]) -> dict[str, float]:
+    """Reports are plain JSON: a NaN metric is left out (a gate on it already failed)."""
+    return {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
 
 
 def _seq() -> int:

@@ -23,6 +23,7 @@ class MemoryRegistryStore(RuleStore):
         self._versions: dict[str, dict[int, str]] = {}
         self._production: dict[str, list[int]] = {}
         self._history: dict[str, list[Transition]] = {}
+        self._reports: dict[tuple[str, int], list[str]] = {}
 
     def _register(self, name: str, version_json: str) -> int:
         with self._lock:
@@ -50,6 +51,14 @@ class MemoryRegistryStore(RuleStore):
             self._production[name] = list(change.production)
             self._history.setdefault(name, []).extend(change.transitions)
             return list(change.transitions)
+
+    def _add_validation(self, name: str, version: int, report_json: str) -> None:
+        with self._lock:
+            self._reports.setdefault((name, version), []).append(report_json)
+
+    def _validations(self, name: str, version: int) -> list[str]:
+        with self._lock:
+            return list(self._reports.get((name, version), []))
 
     def list_names(self) -> list[str]:
         with self._lock:

@@ -7,6 +7,8 @@ Keys (`ns` is the namespace, as in `workbench.coordination.keys`; model names ne
   `{ns}:registry:model:{name}:production` list: versions in the order they became production
                                           (rollback's stack; the last is the current one)
   `{ns}:registry:model:{name}:history`    list: transition JSON, oldest first
+  `{ns}:registry:model:{name}:validations:{version}`
+                                          list: validation report JSON, oldest first
 
 `register` is one Lua script (INCR the counter, HSET the version, SADD the name), so a version
 number is never allocated without its version, and concurrent registrations get distinct
@@ -69,20 +71,30 @@ class RegistryKeys:
     def history(self, name: str) -> str:
         return self._model(name) + ":history"
 
+    def validations(self, name: str, version: int) -> str:
+        return self._model(name) + f":validations:{version}"
+
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
 class RedisRegistryStore(RuleStore):
-    """On a ready redis-py client (bytes or decoded responses); `close` leaves it open."""
+    """On a ready redis-py client (bytes or decoded responses); `close` leaves it open unless
+    the store was given it to own (`owns_client`)."""
 
     def __init__(
-        self, client: redis.Redis, namespace: str = DEFAULT_NAMESPACE, clock: Clock = time.time
+        self,
+        client: redis.Redis,
+        namespace: str = DEFAULT_NAMESPACE,
+        clock: Clock = time.time,
+        *,
+        owns_client: bool = False,
     ) -> None:
         super().__init__(clock)
         self.keys = RegistryKeys(namespace)
         self._client = client
+        self._owns_client = owns_client
         self._register_script = client.register_script(_REGISTER)
 
     def _register(self, name: str, version_json: str) -> int:
@@ -130,6 +142,12 @@ class RedisRegistryStore(RuleStore):
                 except redis_lib.WatchError:
                     continue  # another client moved this model: re-read and re-decide
 
+    def _add_validation(self, name: str, version: int, report_json: str) -> None:
+        self._client.rpush(self.keys.validations(name, version), report_json)
+
+    def _validations(self, name: str, version: int) -> list[str]:
+        return [_text(e) for e in self._client.lrange(self.keys.validations(name, version), 0, -1)]
+
     def list_names(self) -> list[str]:
         return sorted(_text(n) for n in self._client.smembers(self.keys.names))
 
@@ -143,4 +161,5 @@ class RedisRegistryStore(RuleStore):
         return [load_transition(e) for e in entries]
 
     def close(self) -> None:
-        """The client is the caller's: nothing to release here."""
+        if self._owns_client:
+            self._client.close()

@@ -6,7 +6,8 @@ up (for up to `timeout` seconds) instead of both reading the same state. WAL let
 go on while one writes.
 
 Tables: `models` (name, last allocated version, production stack as JSON), `versions`
-(name, version, the version's JSON), `transitions` (append-only, `seq` gives the order).
+(name, version, the version's JSON), `transitions` and `validations` (append-only, `seq` gives
+the order).
 """
 
 from __future__ import annotations
@@ -43,6 +44,13 @@ CREATE TABLE IF NOT EXISTS transitions (
   data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS transitions_by_name ON transitions (name, seq);
+CREATE TABLE IF NOT EXISTS validations (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  name TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS validations_by_version ON validations (name, version, seq);
 """
 
 
@@ -122,6 +130,21 @@ class SqliteRegistryStore(RuleStore):
                 [(name, transition_json(t)) for t in change.transitions],
             )
             return list(change.transitions)
+
+    def _add_validation(self, name: str, version: int, report_json: str) -> None:
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO validations (name, version, data) VALUES (?, ?, ?)",
+                (name, version, report_json),
+            )
+
+    def _validations(self, name: str, version: int) -> list[str]:
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT data FROM validations WHERE name = ? AND version = ? ORDER BY seq",
+                (name, version),
+            )
+            return [data for (data,) in rows]
 
     def list_names(self) -> list[str]:
         with self._lock:

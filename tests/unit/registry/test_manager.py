@@ -8,21 +8,9 @@ from pathlib import Path
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from workbench.config import Settings
-from workbench.events.models import Event, EventType
+from workbench.events.models import EventType
 from workbench.registry.base import Stage
 from workbench.registry.errors import ModelNotFoundError, RegistryConflictError
-from workbench.registry.manager import ModelLifecycleManager
-
-
-@pytest.fixture
-def manager(tmp_path: Path) -> tuple[ModelLifecycleManager, list[Event]]:
-    events: list[Event] = []
-    lifecycle = ModelLifecycleManager.from_settings(
-        Settings(cache_dir=tmp_path / "cache"), publish=events.append, who="ana"
-    )
-    yield lifecycle, events
-    lifecycle.close()
 
 
 def _model(c: float) -> LogisticRegression:
