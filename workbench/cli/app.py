@@ -13,6 +13,7 @@ from workbench.cli.cache_commands import cache_app
 from workbench.cli.cluster_commands import cluster_app, orchestrator
 from workbench.cli.events_commands import events_app
 from workbench.cli.hpo_commands import hpo
+from workbench.cli.models_commands import models_app, serve
 from workbench.cli.output import err, fail, out
 from workbench.errors import WorkbenchError
 
@@ -28,8 +29,10 @@ app.add_typer(datasets_app, name="datasets")
 app.add_typer(cache_app, name="cache")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(events_app, name="events")
+app.add_typer(models_app, name="models")
 app.command("orchestrator")(orchestrator)
 app.command("hpo")(hpo)
+app.command("serve")(serve)
 
 
 EXIT_OK, EXIT_FAILED, EXIT_INVALID, EXIT_INTERRUPTED = 0, 1, 2, 130

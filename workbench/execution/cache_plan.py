@@ -20,6 +20,7 @@ from workbench.cache.code import code_version
 from workbench.cache.fingerprints import FileFingerprints
 from workbench.cache.keys import KeyInputs
 from workbench.spec.models import CacheStrategy, TaskSpec
+from workbench.tasks.base import uncached_reason
 from workbench.tasks.checks import INPUT_FILE_MARK, CheckedWorkflow
 
 
@@ -54,11 +55,16 @@ def plan_cache(
         strategy = task.cache_strategy or default_strategy
         inputs, problem = _key_inputs(checked, task, plans, fingerprints)
         key = inputs.key() if inputs is not None else None
+        exempt = uncached_reason(checked.params[task_id])
         usable = (
-            key is not None and strategy is not CacheStrategy.NONE and mode is not CacheMode.OFF
+            key is not None
+            and not exempt
+            and strategy is not CacheStrategy.NONE
+            and mode is not CacheMode.OFF
         )
         why_not = (
             problem
+            or exempt
             or ("caching is off for this run (--no-cache)" if mode is CacheMode.OFF else "")
             or ("cache_strategy is none" if strategy is CacheStrategy.NONE else "")
         )

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from workbench.cache.entry import CacheEntry
@@ -276,6 +277,8 @@ class ExecutionRun:
             )
         elif kind == "failed":
             self.handle(TaskFailed(task_id, message["error"], at, message.get("traceback")))
+        elif kind == "model_event":  # the task changed the model registry: pass it on as is
+            self._publish(Event.model_validate(message["event"]))
 
     # -- instructions --------------------------------------------------------------------------
     def _apply(self, instructions: list[Instruction]) -> None:
@@ -307,7 +310,7 @@ class ExecutionRun:
                     return  # cancelled while submitting
                 if self._state(tid).terminal:
                     continue  # skipped: an upstream task failed while submitting
-                invocation = self.invocations[tid]
+                invocation = self._with_lineage(self.invocations[tid])
                 upstream = [self.futures[dep] for dep in invocation.dependencies]
                 self.futures[tid] = self.executor.submit(invocation, upstream)
                 if count % SUBMIT_BATCH == 0:
@@ -315,6 +318,15 @@ class ExecutionRun:
         finally:
             if streaming:
                 self.executor.bulk(False)
+
+    def _with_lineage(self, invocation: TaskInvocation) -> TaskInvocation:
+        """A task that records lineage gets its upstream results' cache keys: each is a content
+        address of everything that made that result (a Merkle chain)."""
+        if invocation.lineage is None or self.cache is None:
+            return invocation
+        plans = self.cache.plans
+        keys = {d: plans[d].key for d in invocation.dependencies if d in plans and plans[d].key}
+        return replace(invocation, lineage={**invocation.lineage, "cache_keys": keys})
 
     def _store(self, task_id: str) -> None:
         if self.cache is None or not self.cache.wants(task_id) or task_id not in self.futures:

@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from workbench.pickling import dumps
+from workbench.registry.address import RegistryAddress
 from workbench.spec.models import Resources, RetryPolicy
 from workbench.tasks.base import TaskFunction
 
@@ -39,6 +40,11 @@ class TaskInvocation:
     has_dependents: bool = True
     # In a hyperparameter search that prunes: the metric the task reports as it trains.
     intermediate_metric: str | None = None
+    # The model registry the orchestrator uses, for tasks that register or load models.
+    registry: RegistryAddress | None = None
+    # For a task that records where its output came from (model_deployment): the workflow,
+    # and once the run's cache plan is known, the cache keys of its upstream results.
+    lineage: Mapping[str, Any] | None = None
 
     @property
     def dask_key(self) -> tuple[str, str]:

@@ -217,6 +217,8 @@ def _run_attempt(
         sink=sink,
         cancel_event=cancel,
         intermediate_metric=invocation.intermediate_metric,
+        registry=invocation.registry,
+        lineage=invocation.lineage,
     )
     with registered(invocation.dask_key, cancel):
         if invocation.timeout_s is None:

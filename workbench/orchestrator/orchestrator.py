@@ -26,6 +26,7 @@ from workbench.execution.invocation import TaskInvocation
 from workbench.execution.run_cache import RunCache
 from workbench.hpo.pruning import PruningWatch, TrialLink
 from workbench.orchestrator.instance import ClusterInstance, summary_key
+from workbench.registry.address import RegistryAddress
 from workbench.spec.models import WorkflowSpec
 from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
@@ -228,6 +229,7 @@ class DistributedOrchestrator:
                 run_tag="" if epoch is None else f"@{epoch}",
                 work_root=self.settings.artifact_root,
                 intermediate={} if trial is None else dict.fromkeys(trial.tasks, trial.metric),
+                registry=RegistryAddress.from_settings(self.settings),
             ),
             list(checked.order),
             self.executor,
@@ -409,6 +411,7 @@ def _invocations(
     run_tag: str = "",
     work_root: Path | None = None,
     intermediate: Mapping[str, str] | None = None,
+    registry: RegistryAddress | None = None,
 ) -> dict[str, TaskInvocation]:
     spec = checked.spec
     upstream = {dep for task in spec.tasks for dep in task.dependencies}
@@ -432,5 +435,11 @@ def _invocations(
             work_root=None if work_root is None else str(work_root / "runs"),
             intermediate_metric=(intermediate or {}).get(task.task_id),
             has_dependents=task.task_id in upstream,
+            registry=registry,
+            lineage=(
+                {"workflow_id": spec.workflow_id, "workflow_name": spec.name}
+                if checked.definitions[task.task_id].records_lineage
+                else None
+            ),
         )
     return invocations

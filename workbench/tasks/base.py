@@ -6,15 +6,21 @@ from __future__ import annotations
 import importlib
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 from workbench.errors import TaskCancelledError, TaskInputError
+from workbench.registry.address import RegistryAddress
 from workbench.spec.models import Resources
+
+if TYPE_CHECKING:
+    from workbench.events.models import Event
+    from workbench.registry.manager import ModelLifecycleManager
 
 T = TypeVar("T")
 
@@ -77,6 +83,8 @@ class TaskContext:
         sink: TaskEventSink = _discard,
         cancel_event: threading.Event | None = None,
         intermediate_metric: str | None = None,
+        registry: RegistryAddress | None = None,
+        lineage: Mapping[str, Any] | None = None,
     ) -> None:
         self.execution_id = execution_id
         self.task_id = task_id
@@ -93,6 +101,9 @@ class TaskContext:
         # Set when a hyperparameter search may prune this task: the metric to report while it
         # trains (report_intermediate), so a poor trial is stopped early.
         self.intermediate_metric = intermediate_metric
+        self._registry = registry
+        # Where this run comes from (workflow, upstream cache keys), for tasks that record it.
+        self.lineage: Mapping[str, Any] = dict(lineage or {})
         self._last_progress = 0.0
         self._progress_lock = threading.Lock()
 
@@ -131,6 +142,28 @@ class TaskContext:
             f"({', '.join(found)}) and can use only one; keep one in its 'dependencies'."
         )
 
+    @contextmanager
+    def model_registry(self) -> Iterator[ModelLifecycleManager]:
+        """The orchestrator's model registry, open for this block. What the task changes there
+        is recorded as done by this task and reaches the event stream like its progress."""
+        if self._registry is None:
+            raise TaskInputError(
+                f"task {self.task_id!r} ({self.task_type}) needs the model registry, and this "
+                "run was started without one; run it through an orchestrator or Workbench"
+            )
+        from workbench.registry.manager import ModelLifecycleManager
+
+        def publish(event: Event) -> None:
+            self._sink("model_event", {"event": event.model_dump(mode="json")})
+
+        manager = ModelLifecycleManager.at(
+            self._registry, publish=publish, who=f"{self.execution_id}/{self.task_id}"
+        )
+        try:
+            yield manager
+        finally:
+            manager.close()
+
     # -- reporting ----------------------------------------------------------------------------
     def report_progress(self, fraction: float, message: str = "") -> None:
         """Report how far the task is (0..1). Also the point where a cancelled task stops."""
@@ -168,6 +201,14 @@ class TaskContext:
 TaskFunction = Callable[[TaskContext], Any]
 
 
+def uncached_reason(params: BaseModel) -> str | None:
+    """Why a task with these parameters is never taken from the cache, or None. A parameters
+    model says so with an `uncached_reason()` method: a task that changes or reads state outside
+    its inputs (the model registry) is not a function of them."""
+    reason = getattr(params, "uncached_reason", None)
+    return reason() if callable(reason) else None
+
+
 @dataclass(frozen=True)
 class TaskRef:
     """A task function named by module and attribute, imported where it first runs.
@@ -196,6 +237,8 @@ class TaskDefinition:
     params: type[BaseModel]
     description: str = ""
     unavailable_reason: str | None = None
+    # Its runs are handed their lineage (workflow, upstream cache keys): TaskContext.lineage.
+    records_lineage: bool = False
 
     @property
     def available(self) -> bool:

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from workbench.spec.models import TaskType
 from workbench.tasks import params
-from workbench.tasks.base import NoParameters, TaskDefinition, TaskRef
+from workbench.tasks.base import TaskDefinition, TaskRef
 from workbench.tasks.registry import TaskRegistry
 
 BUILTIN: dict[TaskType, tuple[str, type[BaseModel], str]] = {
@@ -47,34 +47,27 @@ BUILTIN: dict[TaskType, tuple[str, type[BaseModel], str]] = {
     TaskType.BATCH_INFERENCE: (
         "workbench.tasks.inference",
         params.InferenceParams,
-        "Score a CSV/Parquet file (or the test split) in partitions; write Parquet.",
+        "Score a CSV/Parquet file (or the test split) with an upstream or registered model.",
+    ),
+    TaskType.MODEL_DEPLOYMENT: (
+        "workbench.tasks.deployment",
+        params.DeploymentParams,
+        "Register the upstream model, check its gates on held-out data, promote and deploy it.",
     ),
 }
 
-# Known to specs (so the names are reserved and explained) but not runnable in this release.
-UNAVAILABLE = {
-    TaskType.MODEL_DEPLOYMENT: (
-        "Deploy a trained model to a serving endpoint.",
-        "model_deployment is not available in this release; it comes with the model "
-        "registry. Score data with a batch_inference task meanwhile.",
-    ),
-}
+# Their runs are handed the workflow and upstream cache keys, to record with what they make.
+RECORDS_LINEAGE = frozenset({TaskType.MODEL_DEPLOYMENT})
 
 
 def register_builtins(registry: TaskRegistry) -> None:
     for kind, (module, params_model, description) in BUILTIN.items():
         registry.register(
             TaskDefinition(
-                name=kind.value, fn=TaskRef(module), params=params_model, description=description
-            )
-        )
-    for kind, (description, reason) in UNAVAILABLE.items():
-        registry.register(
-            TaskDefinition(
                 name=kind.value,
-                fn=None,
-                params=NoParameters,
+                fn=TaskRef(module),
+                params=params_model,
                 description=description,
-                unavailable_reason=reason,
+                records_lineage=kind in RECORDS_LINEAGE,
             )
         )

@@ -4,42 +4,69 @@ from __future__ import annotations
 
 import threading
 import uuid
+from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
 import pandas as pd
 
-from workbench.errors import DataError
+from workbench.errors import DataError, TaskInputError
 from workbench.tasks.base import TaskContext, TaskResult
 from workbench.tasks.data import (
     FittedModel,
     PreparedData,
     ProblemKind,
-    TrainedModel,
     aligned_proba,
     json_safe,
     single_trained_model,
 )
 from workbench.tasks.datasets import read_table
-from workbench.tasks.params import InferenceParams
+from workbench.tasks.params import InferenceParams, split_model_ref
+
+
+@dataclass(frozen=True)
+class ModelToUse:
+    model: FittedModel
+    described: str  # for the summary: the training task, or "fraud v3 (fraud@production)"
+    data: PreparedData | None  # what it was trained on, when it comes from this run
+
+
+def _model_to_use(ctx: TaskContext, params: InferenceParams) -> ModelToUse:
+    if params.model is None:
+        trained = single_trained_model(ctx)
+        return ModelToUse(trained.model, trained.task_id, trained.features.data)
+    name, ref = split_model_ref(params.model)
+    with ctx.model_registry() as registry:
+        version, model = registry.load(name, ref)  # verified against its checksum first
+    if not isinstance(model, FittedModel):
+        raise DataError(
+            f"{params.model} is a {type(model).__name__}, not a model Workbench trained (with its "
+            "feature transformer); batch_inference scores only those"
+        )
+    return ModelToUse(model, f"{name} v{version.version} ({params.model})", None)
 
 
 def _rows_to_score(
-    ctx: TaskContext, params: InferenceParams, trained: TrainedModel
+    ctx: TaskContext, params: InferenceParams, using: ModelToUse
 ) -> tuple[pd.DataFrame, str]:
     if params.dataset_path is not None:
         path = ctx.resolve_path(params.dataset_path)
         return read_table(path), str(path)
     upstream = ctx.inputs_of(PreparedData)
-    data = ctx.input(PreparedData) if upstream else trained.features.data
+    data = ctx.input(PreparedData) if upstream else using.data
+    if data is None:
+        raise TaskInputError(
+            f"task {ctx.task_id!r} scores registered model {params.model} and has no rows to "
+            "score: give dataset_path (a CSV or Parquet file) or depend on a data_preprocessing "
+            "task (its test split is scored)"
+        )
     # The test split holds label codes in the target column; the model predicts it anyway.
     return data.test.drop(columns=[data.target]), f"test split of {data.source or 'the data'}"
 
 
-def id_columns(df: pd.DataFrame, trained: TrainedModel) -> list[str]:
+def id_columns(df: pd.DataFrame, model: FittedModel, known: set[str]) -> list[str]:
     """Columns that identify rows: those preprocessing set aside, or named id / *_id."""
-    known = set(trained.features.data.id_columns)
-    inputs = set(trained.model.input_columns)
+    inputs = set(model.input_columns)
     return [
         str(c)
         for c in df.columns
@@ -110,10 +137,10 @@ def score_in_partitions(
 def run(ctx: TaskContext) -> TaskResult:
     """Score a CSV/Parquet file (or the test split) in partitions; write Parquet."""
     params = cast(InferenceParams, ctx.params)
-    trained = single_trained_model(ctx)
-    model = trained.model
+    using = _model_to_use(ctx, params)
+    model = using.model
     ctx.report_progress(0.0, "loading rows to score")
-    df, source = _rows_to_score(ctx, params, trained)
+    df, source = _rows_to_score(ctx, params, using)
     if df.empty:
         raise DataError(f"{source} has no rows to score")
     missing = [c for c in model.input_columns if c not in df.columns]
@@ -125,7 +152,8 @@ def run(ctx: TaskContext) -> TaskResult:
     df = df.reset_index(drop=True)
     scored, n_partitions = score_in_partitions(ctx, model, df, params.partitions)
 
-    ids = id_columns(df, trained)
+    known_ids = set(using.data.id_columns) if using.data is not None else set()
+    ids = id_columns(df, model, known_ids)
     out = df[ids].copy() if ids else df.copy()
     metrics: dict[str, float] = {"rows_scored": float(len(out))}
     if model.problem is ProblemKind.CLASSIFICATION:
@@ -153,7 +181,7 @@ def run(ctx: TaskContext) -> TaskResult:
         "columns": [str(c) for c in out.columns],
         "id_columns": ids,
         "partitions": n_partitions,
-        "model": trained.task_id,
+        "model": using.described,
     }
     if model.problem is ProblemKind.CLASSIFICATION and len(model.class_labels) == 2:
         summary["positive_label"] = json_safe(model.class_labels[1])

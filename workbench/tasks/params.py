@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from workbench.registry.gates import LOWER_IS_BETTER
 from workbench.spec.models import SearchDimension
 from workbench.tasks.search import corner
 
@@ -43,7 +44,6 @@ BUILTIN_DATASET_NAMES = (
 CLASSIFICATION_METRICS = ("accuracy", "precision", "recall", "f1_score", "roc_auc", "log_loss")
 REGRESSION_METRICS = ("r2", "rmse", "mae")
 KNOWN_METRICS = CLASSIFICATION_METRICS + REGRESSION_METRICS
-LOWER_IS_BETTER = frozenset({"log_loss", "rmse", "mae"})
 
 AlgorithmName = Literal["xgboost", "random_forest", "logistic_regression", "gradient_boosting"]
 # Set by Workbench itself (progress reporting); a spec cannot override them.
@@ -204,6 +204,99 @@ class InferenceParams(BaseModel):
         None, description="Parquet file to write; default: predictions.parquet in the run folder."
     )
     partitions: int = Field(8, ge=1, le=100_000, description="Score in this many partitions.")
+    model: str | None = Field(
+        None,
+        description='A registered model, "name@ref" (ref: a version, stage or alias, e.g. '
+        '"fraud@production"), instead of an upstream training task.',
+    )
+
+    @field_validator("model")
+    @classmethod
+    def _model_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_model_ref(value)
+        return value
+
+    def uncached_reason(self) -> str | None:
+        if self.model is None:
+            return None
+        return f"it scores {self.model} from the model registry, which may have moved since"
+
+
+def split_model_ref(text: str) -> tuple[str, str]:
+    """ "fraud@production" -> ("fraud", "production"); ValueError naming the expected form."""
+    from workbench.registry.rules import check_model_name
+
+    name, at, ref = text.partition("@")
+    if not at or not name or not ref:
+        raise ValueError(
+            f'expected "name@ref" (e.g. "fraud@production" or "fraud@3"), got {text!r}'
+        )
+    check_model_name(name)
+    return name, ref
+
+
+class DeploymentParams(BaseModel):
+    """Register the upstream model, check it against gates on held-out data, promote it and
+    deploy it to a target."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model_name: str = Field(description="The registry name; each run adds a version.")
+    gates: dict[str, str] = Field(
+        default_factory=dict,
+        description='Metric -> condition: ">= 0.8" or "+0.01 vs champion" (held-out metrics).',
+    )
+    against: str = Field("production", description="The champion: a stage, alias or version.")
+    stage: Literal["production", "staging"] = Field(
+        "production", description="Where a version that passes its gates is promoted."
+    )
+    fail_on_gates: bool = Field(
+        True,
+        description="A version that fails its gates fails the task (it stays registered, "
+        "not promoted); false: the task succeeds without promoting it.",
+    )
+    archive_previous: bool = Field(True, description="Archive the version it replaces.")
+    target: str = Field("batch", description="Deployment target: batch, http or a plug-in's.")
+    target_options: dict[str, Any] = Field(
+        default_factory=dict, description='The target\'s options, e.g. {alias: "live"}.'
+    )
+    holdout_path: str | None = Field(
+        None,
+        description="A CSV or Parquet file with the target column to validate on; default: "
+        "the upstream test split.",
+        json_schema_extra={"workbench_input_file": True},
+    )
+
+    @field_validator("model_name")
+    @classmethod
+    def _model_name(cls, name: str) -> str:
+        from workbench.registry.rules import check_model_name
+
+        return check_model_name(name)
+
+    @field_validator("gates")
+    @classmethod
+    def _gates(cls, gates: dict[str, str]) -> dict[str, str]:
+        from workbench.registry.gates import parse_gates
+
+        unknown = sorted(set(gates) - set(KNOWN_METRICS))
+        if unknown:
+            raise ValueError(
+                f"unknown metric(s) {', '.join(unknown)}; known metrics: {', '.join(KNOWN_METRICS)}"
+            )
+        parse_gates(gates)
+        return gates
+
+    @model_validator(mode="after")
+    def _target(self) -> DeploymentParams:
+        from workbench.registry.deployment import load_target
+
+        load_target(self.target).check_options(self.target_options)
+        return self
+
+    def uncached_reason(self) -> str:
+        return "it changes the model registry, so it runs every time"
 
 
 # How estimators.check_estimator_params ends its messages; a tuning task says so instead.

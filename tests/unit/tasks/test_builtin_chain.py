@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from workbench.spec.models import TaskType
-from workbench.tasks.base import NoParameters, TaskRef
+from workbench.tasks.base import TaskRef
 from workbench.tasks.inference import InferenceParams
 from workbench.tasks.registry import REGISTRY
 
@@ -21,6 +21,7 @@ RUNNABLE = [
     "hyperparameter_tuning",
     "model_evaluation",
     "batch_inference",
+    "model_deployment",
 ]
 
 
@@ -85,14 +86,6 @@ def test_every_builtin_type_is_registered() -> None:
         assert pickle.loads(pickle.dumps(definition.fn)) == definition.fn
         assert isinstance(definition.fn, TaskRef)
         assert callable(definition.fn.load())
-
-
-def test_later_types_are_known_but_unavailable() -> None:
-    name, hint = "model_deployment", "model registry"
-    definition = REGISTRY.get(name)
-    assert not definition.available
-    assert definition.params is NoParameters
-    assert definition.unavailable_reason and hint in definition.unavailable_reason
 
 
 def test_inference_dataset_path_is_marked_as_an_input_file(tmp_path: Path) -> None:
