@@ -303,12 +303,7 @@ def validate_version(
     --require-validation` needs a passing one). Exits 1 when a gate fails."""
     with _registry(profile) as (_, lifecycle):
         gates = _gates(gate)
-        scorer = None
-        if data is not None:
-            from workbench.tasks.holdout import HeldOut
-
-            _, model = lifecycle.load(name, str(version))
-            scorer = HeldOut.from_file(data, getattr(model, "target", "")).score
+        scorer = None if data is None else _file_scorer(data)
         report = lifecycle.validate(
             name,
             version,
@@ -323,6 +318,17 @@ def validate_version(
         _print_report(report, title="kept with the version")
     if not report.passed:
         raise typer.Exit(1)
+
+
+def _file_scorer(data: Path) -> Callable[[Any], dict[str, float]]:
+    """Scores a model on `data`, split on the model's own target column; the file is read
+    once per target, not once per model."""
+    from functools import cache
+
+    from workbench.tasks.holdout import HeldOut
+
+    held_out = cache(lambda target: HeldOut.from_file(data, target))
+    return lambda model: held_out(getattr(model, "target", "")).score(model)
 
 
 def _gates(given: list[str]) -> dict[str, str]:

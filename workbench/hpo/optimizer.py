@@ -437,8 +437,7 @@ def _with_evaluation(request: OptimizationRequest) -> OptimizationRequest:
         return request
     if config.objective_metric not in KNOWN_METRICS:
         return request  # _check explains what the workflow reports
-    training = [t["task_id"] for t in tasks if t.get("task_type") == TaskType.MODEL_TRAINING]
-    targets = config.target_tasks or training
+    targets = _targets(request)
     if not targets:
         return request
     evaluation = {
@@ -458,8 +457,8 @@ def _targets(request: OptimizationRequest) -> list[str]:
     return list(request.hyperparameter_config.target_tasks) or training
 
 
-def _check(request: OptimizationRequest) -> list[str]:
-    """Every problem a trial would hit, before any trial runs; returns the tuned tasks."""
+def _check(request: OptimizationRequest) -> None:
+    """Every problem a trial would hit, before any trial runs."""
     config = request.hyperparameter_config
     tasks = request.workflow_spec.get("tasks", [])
     targets = _targets(request)
@@ -493,7 +492,6 @@ def _check(request: OptimizationRequest) -> list[str]:
             _with_params(request.workflow_spec, targets, sample),
             base_dir=request.base_dir,
         )
-    return targets
 
 
 def _metrics_produced(tasks: list[dict[str, Any]]) -> set[str] | None:

@@ -67,6 +67,8 @@ class DistributedOrchestrator:
         if settings is None:
             settings = load_profile(profile) if profile is not None else Settings()
         self.settings = settings
+        # Handed to every task: where the model registry of these settings lives.
+        self.registry_address = RegistryAddress.from_settings(settings)
         self.cluster = (
             ClusterInstance(instance_id, settings, member=member) if settings.cluster_mode else None
         )
@@ -229,7 +231,7 @@ class DistributedOrchestrator:
                 run_tag="" if epoch is None else f"@{epoch}",
                 work_root=self.settings.artifact_root,
                 intermediate={} if trial is None else dict.fromkeys(trial.tasks, trial.metric),
-                registry=RegistryAddress.from_settings(self.settings),
+                registry=self.registry_address,
             ),
             list(checked.order),
             self.executor,

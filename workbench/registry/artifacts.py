@@ -46,12 +46,7 @@ def flavor_of(estimator: Any) -> str:
     module that defines the estimator's class. Read from the class's module name: neither
     library is imported."""
     module = getattr(type(estimator), "__module__", None) or "builtins"
-    top = module.split(".", 1)[0]
-    if top == "xgboost":
-        return "xgboost"
-    if top == "sklearn":
-        return "sklearn"
-    return top
+    return module.split(".", 1)[0]
 
 
 def _token(version_hint: str) -> str:

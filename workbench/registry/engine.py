@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from workbench.registry import rules
 from workbench.registry.base import ModelDraft, ModelVersion, Stage, Transition, ValidationReport
-from workbench.registry.codec import draft_json, load_validation, validation_json
+from workbench.registry.codec import draft_json, load_validation, load_version, validation_json
 from workbench.registry.errors import RegistryInputError
 from workbench.registry.rules import Change, ModelState
 
@@ -64,7 +64,7 @@ class RuleStore(ABC):
                 f"plain JSON values ({exc})"
             ) from None
         version = self._register(name, encoded)
-        return self.get(name, version)
+        return load_version(name, version, encoded)  # exactly what the store now holds
 
     def get(self, name: str, version: int) -> ModelVersion:
         return rules.require(self._load(rules.check_model_name(name)), version)

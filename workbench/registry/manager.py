@@ -1,7 +1,7 @@
 """ModelLifecycleManager: register trained models with their artifact and lineage, move them
 between stages and aliases, roll production back, load them verified. Every change is an event.
 
-The metadata lives in a RegistryStore (SQLite locally, Redis in a cluster: `open_registry`), the
+The metadata lives in a RegistryStore (SQLite locally, Redis in a cluster: `RegistryAddress`), the
 artifacts under the artifact root, each with a SHA-256 checksum that is verified before it is
 ever unpickled.
 """
@@ -33,6 +33,7 @@ from workbench.registry.errors import (
     StaleValidationError,
 )
 from workbench.registry.gates import LOWER_IS_BETTER, evaluate_gates, parse_gates
+from workbench.registry.rules import STAGE_NAMES
 
 if TYPE_CHECKING:
     from workbench.config import Settings
@@ -41,12 +42,6 @@ Publish = Callable[[Event], None]
 # A model -> its metrics on held-out data (the layer above supplies it: the registry does not
 # know how to score the models it keeps).
 Scorer = Callable[[Any], Mapping[str, float]]
-
-
-def open_registry(settings: Settings) -> tuple[RegistryStore, ArtifactStore]:
-    """The cluster's registry in Redis when one is configured, else SQLite in the cache folder;
-    artifacts under the artifact root (shared by a cluster) or the cache folder."""
-    return RegistryAddress.from_settings(settings).open()
 
 
 class ModelLifecycleManager:
@@ -111,7 +106,7 @@ class ModelLifecycleManager:
     def load(self, name: str, ref: str = "production") -> tuple[ModelVersion, Any]:
         """The version `ref` names ("3", a stage, an alias) and its model, verified."""
         version = self.store.resolve(name, ref)
-        return version, self.artifacts.load(version.artifact_path, version.checksum)
+        return version, self._load_version(version)
 
     # -- validating ----------------------------------------------------------------------------
     def validate(
@@ -129,7 +124,7 @@ class ModelLifecycleManager:
         champion is the version `against` names (none yet: champion gates pass, saying so).
 
         With `scorer` (a model -> metrics function over held-out data, e.g.
-        `workbench.tasks.holdout.holdout_scorer`), both models are loaded verified and scored
+        `workbench.tasks.holdout.HeldOut.score`), both models are loaded verified and scored
         on the same rows; without it the metrics recorded at registration are compared. The
         report is kept with the version (see `promote(require_validation=True)`) and emitted."""
         parse_gates(gates)  # a malformed gate fails before any model is loaded
@@ -166,7 +161,7 @@ class ModelLifecycleManager:
         try:
             champion = self.store.resolve(name, against)
         except AliasNotFoundError:
-            if against.lower() in {s.value for s in Stage}:
+            if against.lower() in STAGE_NAMES:
                 return None  # nothing in that stage yet: the first version has no champion
             raise
         return None if champion.version == exclude else champion
@@ -256,9 +251,12 @@ class ModelLifecycleManager:
 
     # -- events --------------------------------------------------------------------------------
     def _announce(self, moved: list[Transition]) -> list[Transition]:
+        if self._publish is None or not moved:
+            return moved
+        # One call's transitions are all of one model: read its versions once.
+        versions = {v.version: v for v in self.store.list_versions(moved[0].name)}
         for transition in moved:
-            version = self.store.get(transition.name, transition.version)
-            self._emit(EventType.MODEL_TRANSITION, version, asdict(transition))
+            self._emit(EventType.MODEL_TRANSITION, versions[transition.version], asdict(transition))
         return moved
 
     def _emit(self, kind: EventType, version: ModelVersion, data: dict[str, Any]) -> None:

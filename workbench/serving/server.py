@@ -17,7 +17,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import math
 import signal
 import time
 from collections.abc import Callable
@@ -34,6 +33,7 @@ from workbench.errors import DataError, WorkbenchError
 from workbench.registry.base import ModelVersion
 from workbench.registry.manager import ModelLifecycleManager
 from workbench.serving.signature import DEFAULT_MAX_ROWS, RowValidationError, SignatureValidator
+from workbench.tasks.data import json_safe
 from workbench.tasks.params import ProblemKind
 
 log = logging.getLogger("workbench.serving")
@@ -258,17 +258,17 @@ class ScoringServer:
             "model": self.name,
             "version": served.version.version,
             "ref": self.ref,
-            "predictions": plain(np.asarray(model.predict(frame)).tolist()),
+            "predictions": _json(np.asarray(model.predict(frame)).tolist()),
         }
         labels = list(getattr(model, "class_labels", None) or [])
         if getattr(model, "problem", None) == ProblemKind.CLASSIFICATION and len(labels) >= 2:
             proba = np.asarray(model.predict_proba(frame), dtype=np.float64)
             if len(labels) == 2:  # binary: the probability of the positive class
-                result["probabilities"] = plain(proba[:, 1].tolist())
-                result["positive_class"] = plain(labels[1])
+                result["probabilities"] = _json(proba[:, 1].tolist())
+                result["positive_class"] = _json(labels[1])
             else:  # multiclass: one list per row, in `classes` order
-                result["probabilities"] = plain(proba.tolist())
-                result["classes"] = plain(labels)
+                result["probabilities"] = _json(proba.tolist())
+                result["classes"] = _json(labels)
         return result
 
     def health(self) -> dict[str, Any]:
@@ -289,7 +289,7 @@ class ScoringServer:
         version["aliases"] = list(self.served.version.aliases)
         version["created_at"] = _iso(self.served.version.created_at)
         return {
-            **plain(version),
+            **_json(version),
             "ref": self.ref,
             "served_since": _iso(self.served_since),
         }
@@ -379,20 +379,9 @@ class NotFoundHandler(JsonHandler):
 
 
 # -- helpers ---------------------------------------------------------------------------------
-def plain(value: Any) -> Any:
-    """Plain JSON values: numpy scalars become Python ones, NaN and infinities become null
-    (JSON has no such numbers)."""
-    if isinstance(value, dict):
-        return {str(k): plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [plain(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
+def _json(value: Any) -> Any:
+    """Plain JSON for a response: numpy scalars as Python ones, NaN and infinities as null."""
+    return json_safe(value, finite=True)
 
 
 def _iso(timestamp: float | None) -> str | None:

@@ -3,6 +3,7 @@ task's inputs."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -186,14 +187,17 @@ def single_trained_model(ctx: TaskContext) -> TrainedModel:
     return next(iter(models.values()))
 
 
-def json_safe(value: Any) -> Any:
-    """Plain JSON types for summaries (numpy scalars, paths, estimators become str)."""
+def json_safe(value: Any, *, finite: bool = False) -> Any:
+    """Plain JSON types for summaries (numpy scalars, paths, estimators become str). With
+    `finite`, NaN and infinities become None: strict JSON has no such numbers."""
     if isinstance(value, dict):
-        return {str(k): json_safe(v) for k, v in value.items()}
+        return {str(k): json_safe(v, finite=finite) for k, v in value.items()}
     if isinstance(value, list | tuple):
-        return [json_safe(v) for v in value]
+        return [json_safe(v, finite=finite) for v in value]
     if isinstance(value, np.generic):
-        return value.item()
+        value = value.item()
+    if finite and isinstance(value, float) and not math.isfinite(value):
+        return None
     if value is None or isinstance(value, bool | int | float | str):
         return value
     return str(value)

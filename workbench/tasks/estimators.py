@@ -59,7 +59,10 @@ def valid_parameter_names(cls: type) -> list[str]:
 
 
 def check_estimator_params(
-    algorithm: str, problem: ProblemKind | None, params: Mapping[str, Any]
+    algorithm: str,
+    problem: ProblemKind | None,
+    params: Mapping[str, Any],
+    hint: str = "Fix the parameter in the model_training task.",
 ) -> None:
     """Raise ValueError unless every parameter is valid for the estimator(s) the algorithm may
     use (both forms when the problem kind is not known yet). For scikit-learn estimators the
@@ -84,7 +87,7 @@ def check_estimator_params(
         try:
             estimator._validate_params()
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"{exc} Fix the parameter in the model_training task.") from None
+            raise ValueError(f"{exc} {hint}") from None
 
 
 def make_estimator(

@@ -57,11 +57,11 @@ def dataset_option_names(name: str) -> list[str]:
 
 
 def check_estimator_params(
-    algorithm: str, problem: ProblemKind | None, params: dict[str, Any]
+    algorithm: str, problem: ProblemKind | None, params: dict[str, Any], **hint: str
 ) -> None:
     from workbench.tasks import estimators
 
-    estimators.check_estimator_params(algorithm, problem, params)
+    estimators.check_estimator_params(algorithm, problem, params, **hint)
 
 
 class PreprocessingParams(BaseModel):
@@ -299,11 +299,6 @@ class DeploymentParams(BaseModel):
         return "it changes the model registry, so it runs every time"
 
 
-# How estimators.check_estimator_params ends its messages; a tuning task says so instead.
-_TRAINING_HINT = " Fix the parameter in the model_training task."
-_TUNING_HINT = " Fix it in the hyperparameter_tuning task."
-
-
 class TuningParams(BaseModel):
     """A k-fold cross-validated search over estimator parameters; the output is the model
     refitted with the best ones on the whole train split (as model_training makes it)."""
@@ -417,10 +412,5 @@ def _check_tuned(data: dict[str, Any], params: dict[str, Any]) -> None:
     """check_estimator_params for the algorithm and problem kind validated before (in `data`)."""
     kind = data.get("problem_type", "auto")
     problem = None if kind == "auto" else ProblemKind(kind)
-    try:
-        check_estimator_params(data["algorithm"], problem, params)
-    except ValueError as exc:
-        message = str(exc)
-        if message.endswith(_TRAINING_HINT):
-            message = message.removesuffix(_TRAINING_HINT) + _TUNING_HINT
-        raise ValueError(message) from None
+    hint = "Fix it in the hyperparameter_tuning task."
+    check_estimator_params(data["algorithm"], problem, params, hint=hint)

@@ -4,6 +4,7 @@ the `hyperparameter_tuning` task type."""
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 from workbench.spec.models import HyperparameterConfig, SearchDimension
@@ -37,11 +38,7 @@ def make_sampler(config: HyperparameterConfig) -> Any:
     if config.sampler == "cmaes":
         return optuna.samplers.CmaEsSampler(seed=config.seed)
     if config.sampler == "grid":
-        grid = {
-            name: (dim.choices or []) if dim.type == "categorical" else _grid_values(dim)
-            for name, dim in config.search_space.items()
-        }
-        return _grid_sampler()(grid, seed=config.seed)
+        return _grid_sampler()(_grid(config), seed=config.seed)
     return optuna.samplers.TPESampler(seed=config.seed)
 
 
@@ -49,10 +46,15 @@ def trial_budget(config: HyperparameterConfig) -> int:
     """max_trials, but no more than a grid has points (more would only repeat them)."""
     if config.sampler != "grid":
         return config.max_trials
-    points = 1
-    for dim in config.search_space.values():
-        points *= len(dim.choices or []) if dim.type == "categorical" else len(_grid_values(dim))
-    return min(config.max_trials, points)
+    return min(config.max_trials, math.prod(len(v) for v in _grid(config).values()))
+
+
+def _grid(config: HyperparameterConfig) -> dict[str, list[Any]]:
+    """Every point of each dimension: a categorical one's choices, a numeric one's steps."""
+    return {
+        name: list(dim.choices or []) if dim.type == "categorical" else _grid_values(dim)
+        for name, dim in config.search_space.items()
+    }
 
 
 def _grid_sampler() -> type:
