@@ -59,7 +59,12 @@ def test_two_instances_one_leader_run_a_client_workflow(tmp_path: Path) -> None:
         rows = {row["instance_id"]: row for row in report["instances"]}
         assert set(rows) == {"i1", "i2"}
         assert [iid for iid, row in rows.items() if row["leader"]] == [leader]
-        assert len(report["workers"]) == 2 and report["workers_error"] is None
+        assert len(report["workers"]) == 2
+        assert {s["name"]: s["state"] for s in report["services"]} == {
+            "redis": "ok",
+            "kafka": "not configured",
+            "scheduler": "ok",
+        }
         assert [e["execution_id"] for e in report["executions"]] == [execution.execution_id]
 
 

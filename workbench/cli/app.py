@@ -177,6 +177,29 @@ def tasks() -> None:
     out.print(table)
 
 
+@app.command()
+def tui(
+    profile: Annotated[
+        str | None,
+        typer.Option("--profile", "-p", help="Watch a cluster: a profile name or path."),
+    ] = None,
+) -> None:
+    """The operators' terminal UI: instances, workers, workflows and their DAGs, tuning studies,
+    models and the live event stream, with actions (submit, cancel, re-run, promote, roll back).
+
+    Without --profile it starts a local workbench (no servers): submit a file from examples/ with
+    `s` and watch it run."""
+    try:
+        from tui.app import run as run_tui
+    except ImportError as exc:  # the package is there, one of its dependencies is not
+        err.print(f"error: the terminal UI cannot start: {exc}; reinstall workbench", style="red")
+        raise typer.Exit(EXIT_INVALID) from None
+    try:
+        run_tui(profile)
+    except WorkbenchError as exc:
+        raise fail(exc) from None
+
+
 @datasets_app.command("fraud")
 def make_fraud(
     path: Annotated[Path, typer.Argument(help="Where to write the CSV.")],

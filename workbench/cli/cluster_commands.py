@@ -9,7 +9,6 @@ import os
 import signal
 import socket
 import sys
-import time
 from typing import Annotated, Any
 
 import typer
@@ -96,103 +95,43 @@ def status(
     profile: ProfileOption,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """Instances (the leader marked, with its fencing token), Dask workers, executions."""
+    """Instances (the leader marked, with its fencing token), Dask workers by capability shard,
+    executions, and the health of Redis, Kafka and the scheduler."""
+    from workbench.client.overview import ServiceState, cluster_overview
+
     try:
-        report = _status(_cluster_settings(profile))
+        report = cluster_overview(_cluster_settings(profile))
     except WorkbenchError as exc:
         raise fail(exc) from None
     if as_json:
-        sys.stdout.write(json.dumps(report, default=str) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), default=str) + "\n")
         return
     instances = Table(
         "instance", "role", "state", "heartbeat age", "capacity", "load", "host", "pid"
     )
-    for item in report["instances"]:
-        role = f"leader (token {report['leader']['token']})" if item["leader"] else "member"
+    for item in report.instances:
         instances.add_row(
-            item["instance_id"],
-            role,
-            "degraded" if item["degraded"] else "ok",
-            f"{item['heartbeat_age_s']:.1f}s",
-            str(item["capacity"]),
-            str(item["load"]),
-            item["host"],
-            str(item["pid"]),
+            item.instance_id,
+            f"leader (token {item.token})" if item.leader else "member",
+            "degraded" if item.degraded else "ok",
+            f"{item.heartbeat_age_s:.1f}s",
+            str(item.capacity),
+            str(item.load),
+            item.host,
+            str(item.pid),
         )
     out.print(instances)
-    workers = Table("worker", "address", "threads", "resources")
-    for worker in report["workers"]:
-        resources = ", ".join(f"{k}={v:g}" for k, v in worker["resources"].items())
-        workers.add_row(worker["name"], worker["address"], str(worker["threads"]), resources)
+    workers = Table("shard", "worker", "address", "threads", "running")
+    for shard, rows in report.shards().items():
+        for worker in rows:
+            workers.add_row(
+                shard, worker.name, worker.address, str(worker.threads), str(worker.running)
+            )
     out.print(workers)
     executions = Table("owner", "execution", "status", "epoch")
-    for item in report["executions"]:
-        executions.add_row(
-            item["owner"] or "-", item["execution_id"], item["status"], str(item["epoch"])
-        )
+    for row in report.executions:
+        executions.add_row(row.owner or "-", row.execution_id, row.status, str(row.epoch))
     out.print(executions)
-    if report["workers_error"]:
-        err.print(f"Dask scheduler: {report['workers_error']}", style="yellow", highlight=False)
-
-
-def _status(settings: Any) -> dict[str, Any]:
-    from workbench.coordination.election import RedisLeaderElection
-    from workbench.orchestrator.instance import connect_store
-
-    client, store = connect_store(settings)
-    try:
-        holder = RedisLeaderElection(client, "status", namespace=settings.namespace).holder()
-        now = time.time()
-        instances = [
-            {
-                "instance_id": info.instance_id,
-                "leader": holder is not None and holder[0] == info.instance_id,
-                "heartbeat_age_s": max(0.0, now - info.heartbeat_at),
-                "capacity": info.capacity,
-                "load": info.load,
-                "host": info.host,
-                "pid": info.pid,
-                "degraded": info.degraded,
-            }
-            for info in sorted(store.instances(), key=lambda i: i.instance_id)
-        ]
-        executions = [
-            {
-                "execution_id": e.execution_id,
-                "owner": e.owner,
-                "status": e.status.value,
-                "epoch": e.epoch,
-            }
-            for e in sorted(store.list_executions(), key=lambda e: (e.owner or "", e.submitted_at))
-        ]
-    finally:
-        client.close()
-    workers, workers_error = _dask_workers(settings.scheduler_address)
-    return {
-        "leader": {"instance_id": holder[0], "token": holder[1]} if holder else None,
-        "instances": instances,
-        "workers": workers,
-        "workers_error": workers_error,
-        "executions": executions,
-    }
-
-
-def _dask_workers(address: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    if address is None:
-        return [], "no scheduler_address in the profile (each instance runs a local cluster)"
-    from distributed import Client
-
-    try:
-        with Client(address, timeout=3, set_as_default=False) as client:
-            info = client.scheduler_info()
-    except (OSError, TimeoutError) as exc:
-        return [], f"cannot reach {address}: {exc}"
-    return [
-        {
-            "address": addr,
-            "name": str(w.get("name", addr)),
-            "threads": int(w.get("nthreads", 1)),
-            "resources": dict(w.get("resources") or {}),
-        }
-        for addr, w in info.get("workers", {}).items()
-    ], None
+    for service in report.services:
+        if service.state is ServiceState.DOWN:
+            err.print(f"{service.name}: {service.detail}", style="yellow", highlight=False)

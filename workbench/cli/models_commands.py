@@ -471,34 +471,14 @@ def _registry(
 
 
 def _publish(settings: Settings, events: list[Event]) -> None:
-    """Send the events of the change just made to Kafka, within the publisher's own timeouts.
-    The change stands either way: a broker that is away costs a warning, not an error."""
-    import asyncio
+    """Send the events of the change just made to Kafka. The change stands either way."""
+    from workbench.events.kafka import publish_batch
 
-    from workbench.events.kafka import KafkaPublisher
-
-    async def send() -> int:
-        publisher = KafkaPublisher(settings, client_id="workbench-models")
-        await publisher.start()
-        for event in events:
-            publisher.publish(event)
-        await publisher.close()
-        return publisher.stats.published
-
-    # The publisher logs that it will retry in the background; this process is about to exit,
-    # so one warning below says what happened instead.
-    loggers = [logging.getLogger(n) for n in ("aiokafka", "workbench.events.kafka")]
-    levels = [logger.level for logger in loggers]
-    for logger in loggers:
-        logger.setLevel(logging.CRITICAL)
     reason = ""
     try:
-        published = asyncio.run(send())
+        published = publish_batch(settings, events, client_id="workbench-models")
     except Exception as exc:  # an unexpected failure of the client: the change is made
         published, reason = 0, f" ({exc})"
-    finally:
-        for logger, level in zip(loggers, levels, strict=True):
-            logger.setLevel(level)
     if published < len(events):
         err.print(
             f"warning: {len(events) - published} of {len(events)} events did not reach Kafka "

@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import AsyncGenerator, Callable
 from contextlib import ExitStack
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack
 
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
@@ -25,8 +25,11 @@ from workbench.tasks.base import TaskResult
 from workbench.tasks.checks import CheckedWorkflow, load_workflow
 
 if TYPE_CHECKING:
-    from workbench.events.watch import WatchUpdate
+    from workbench.client.overview import Overview
+    from workbench.events.watch import WatchMode, WatchOptions, WatchUpdate
     from workbench.events.watch_thread import WatchThread
+    from workbench.hpo.studies import StudySummary
+    from workbench.registry.manager import ModelLifecycleManager
 
 T = TypeVar("T")
 
@@ -148,6 +151,44 @@ class Workbench:
     def cancel(self, execution_id: str) -> None:
         self._call(self.orchestrator.cancel_execution, execution_id)
 
+    def rerun(self, execution_id: str) -> str:
+        """Run a finished execution again with the cache on (what succeeded is reused, what
+        failed runs again); returns the new execution id at once."""
+        new_id: str = self._call(self.orchestrator.rerun_execution, execution_id)
+        return new_id
+
+    def overview(self) -> Overview:
+        """Instances, workers by capability shard and the health of the services (blocking;
+        each probe gives up after a couple of seconds)."""
+        from workbench.client.overview import cluster_overview, local_overview
+
+        if self.orchestrator.cluster is not None:
+            return cluster_overview(self.orchestrator.settings)
+        overview: Overview = self._call(local_overview, self.orchestrator)
+        return overview
+
+    def studies(self) -> list[StudySummary]:
+        """Hyperparameter studies with their trials (local journals, or the cluster's Redis)."""
+        from workbench.hpo.studies import list_studies
+
+        return list_studies(self.orchestrator.settings)
+
+    def models(self, publish: Callable[[Event], None] | None = None) -> ModelLifecycleManager:
+        """The model registry of this workbench's settings (`with wb.models() as registry:`);
+        its events go to `publish`, by default this workbench's own bus."""
+        from workbench.registry.manager import ModelLifecycleManager
+
+        return ModelLifecycleManager.from_settings(
+            self.orchestrator.settings, publish=publish or self.orchestrator.bus.publish
+        )
+
+    def dependencies(self, execution_id: str) -> dict[str, list[str]]:
+        """An execution's graph: task id -> the tasks it depends on, in topological order."""
+        graph: dict[str, list[str]] = self._call(
+            self.orchestrator.execution_dependencies, execution_id
+        )
+        return graph
+
     def result(self, execution_id: str, task_id: str) -> TaskResult:
         result: TaskResult = self._call(self.orchestrator.fetch_result, execution_id, task_id)
         return result
@@ -166,7 +207,7 @@ class Workbench:
 
     # -- watching ------------------------------------------------------------------------------
     def watch(
-        self, execution_id: str | None = None, **options: float
+        self, execution_id: str | None = None, **options: Unpack[WatchOptions]
     ) -> AsyncGenerator[WatchUpdate, None]:
         """Live views of one execution (or all): a snapshot first, then one update per event,
         from Kafka in a cluster (polling the state store while Kafka is away or absent) or
@@ -181,15 +222,22 @@ class Workbench:
         self,
         callback: Callable[[WatchUpdate], None],
         execution_id: str | None = None,
-        **options: float,
+        *,
+        on_other: Callable[[Event], None] | None = None,
+        on_mode: Callable[[WatchMode], None] | None = None,
+        **options: Unpack[WatchOptions],
     ) -> WatchThread:
         """`watch` on a thread of its own, calling `callback(update)` there; `.stop()` ends it.
-        For UIs with a loop of their own (notebook widgets, the terminal UI)."""
+        For UIs with a loop of their own (notebook widgets, the terminal UI). `on_other` gets
+        the events of no execution (trials, models, the cluster) and `on_mode` each change of
+        the watch's mode (live / polling), on the same thread."""
         from workbench.events.watch_thread import WatchThread
         from workbench.orchestrator.watching import watch_sources
 
         snapshots, source = watch_sources(self.orchestrator, execution_id)
-        return WatchThread(snapshots, source, callback, execution_id, **options).start()
+        return WatchThread(
+            snapshots, source, callback, execution_id, on_other, on_mode, **options
+        ).start()
 
     # -- async API -----------------------------------------------------------------------------
     async def submit(

@@ -250,7 +250,9 @@ class DAGStateMachine:
         record.worker = event.worker
         if record.started_at is None:
             record.started_at = event.at
-        return [self._move(event.task_id, TaskState.RUNNING, attempt=event.attempt)]
+        return [
+            self._move(event.task_id, TaskState.RUNNING, attempt=event.attempt, worker=event.worker)
+        ]
 
     def _progress(self, event: TaskProgress) -> list[Instruction]:
         record = self.execution.tasks[event.task_id]

@@ -331,6 +331,30 @@ class KafkaPublisher:
         stopping.add_done_callback(_log_stop_failure)
 
 
+def publish_batch(settings: Settings, events: list[Event], client_id: str) -> int:
+    """Send a few events of a change just made (a CLI command, a UI action) to Kafka and return
+    how many arrived, within the publisher's own timeouts; blocking, on a loop of its own. A
+    broker that is away costs the caller a warning, never the change: it is made already."""
+    loggers = [logging.getLogger(n) for n in ("aiokafka", __name__)]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:  # the publisher would say it retries in the background: it will not
+        logger.setLevel(logging.CRITICAL)
+
+    async def send() -> int:
+        publisher = KafkaPublisher(settings, client_id=client_id)
+        await publisher.start()
+        for event in events:
+            publisher.publish(event)
+        await publisher.close()
+        return publisher.stats.published
+
+    try:
+        return asyncio.run(send())
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
+
+
 def _outcome(future: asyncio.Future[Any]) -> BaseException | None:
     """A settled future's error (retrieved: no 'exception never retrieved' noise)."""
     if future.cancelled():

@@ -132,6 +132,11 @@ class KafkaSource:
             await self._fetch()
         return self._ready.popleft()
 
+    def drain(self) -> list[Event]:
+        events = list(self._ready)
+        self._ready.clear()
+        return events
+
     async def close(self) -> None:
         consumer, self._consumer = self._consumer, None
         if consumer is None:

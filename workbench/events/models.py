@@ -48,6 +48,11 @@ class EventType(StrEnum):
     def cluster_level(self) -> bool:
         return self.value.startswith("cluster.")
 
+    @property
+    def of_workflow(self) -> bool:
+        """It moves a workflow execution's view (trial, model and cluster events do not)."""
+        return self.value.startswith(("workflow.", "task."))
+
 
 class Event(BaseModel):
     schema_version: int = SCHEMA_VERSION

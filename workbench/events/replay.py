@@ -67,6 +67,7 @@ def _apply_state(record: TaskRecord, state: TaskState, event: Event) -> None:
                 record.message = "from the cache"
         elif state is TaskState.FAILED:
             record.error = event.message
+            record.traceback = event.data.get("traceback", record.traceback)
         else:
             record.message = event.message or ""
 

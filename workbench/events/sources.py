@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypedDict, TypeVar
 
 from workbench.dag.records import WorkflowExecution
 from workbench.errors import ExecutionNotFoundError, WorkbenchError
@@ -36,6 +38,15 @@ class WatchUpdate:
     mode: WatchMode
 
 
+class WatchOptions(TypedDict, total=False):
+    """The timing knobs of `watch` (see there), for the callers that pass them on."""
+
+    poll_s: float
+    reconnect_s: float
+    resync_s: float
+    settle_s: float
+
+
 class SourceUnavailable(WorkbenchError):
     """An event source lost its feed, or never got it: the watcher polls until it is back."""
 
@@ -55,6 +66,11 @@ class EventSource(Protocol):
         ...
 
     async def close(self) -> None: ...
+
+    def drain(self) -> list[Event]:
+        """The events received already, without waiting ([] when none): a watcher behind a
+        burst takes them all in one step."""
+        ...
 
 
 SourceFactory = Callable[[], EventSource]
@@ -103,9 +119,10 @@ class StoreSnapshots(Generic[S]):
 
 class BusSource:
     """The in-process bus as an event source (local mode). The bus calls back on the
-    publisher's thread; events cross to the watcher's loop with call_soon_threadsafe. A
-    watcher `maxsize` events behind loses the newest: the gap in seq makes it re-snapshot,
-    and the workflow never waits for a UI."""
+    publisher's thread; events wait in a buffer, and the watcher's loop is woken only when the
+    buffer stops being empty, so a burst costs one wake-up, not one per event. A watcher
+    `maxsize` events behind loses the newest: the gap in seq makes it re-snapshot, and the
+    workflow never waits for a UI."""
 
     def __init__(
         self, bus: InProcessBus, execution_id: str | None = None, *, maxsize: int = 10_000
@@ -113,35 +130,56 @@ class BusSource:
         self._bus = bus
         self._execution_id = execution_id
         self._maxsize = maxsize
-        self._queue: asyncio.Queue[Event] | None = None
+        self._buffer: deque[Event] = deque()
+        self._lock = threading.Lock()
+        self._wake_due = False  # a wake-up is on its way to the loop
+        self._waiter: asyncio.Future[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._subscription: Subscription | None = None
         self.dropped = 0
 
     async def open(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._queue = asyncio.Queue(self._maxsize)
         self._subscription = self._bus.subscribe(self._deliver, self._execution_id)
 
     def _deliver(self, event: Event) -> None:  # on the publisher's thread
         assert self._loop is not None
+        with self._lock:
+            if len(self._buffer) >= self._maxsize:
+                self.dropped += 1
+                return
+            self._buffer.append(event)
+            if self._wake_due:
+                return
+            self._wake_due = True
         with contextlib.suppress(RuntimeError):  # the watcher's loop is closed: nobody reads
-            self._loop.call_soon_threadsafe(self._put, event)
+            self._loop.call_soon_threadsafe(self._wake)
 
-    def _put(self, event: Event) -> None:
-        assert self._queue is not None
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self.dropped += 1
+    def _wake(self) -> None:  # on the watcher's loop
+        with self._lock:
+            self._wake_due = False
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     def __aiter__(self) -> BusSource:
         return self
 
     async def __anext__(self) -> Event:
-        if self._queue is None:
+        if self._loop is None:
             raise SourceUnavailable("the bus source is not open")
-        return await self._queue.get()
+        while True:
+            with self._lock:
+                if self._buffer:
+                    return self._buffer.popleft()
+                # Any event appended after this finds no wake-up due and schedules one.
+                self._waiter = self._loop.create_future()
+            await self._waiter
+
+    def drain(self) -> list[Event]:
+        with self._lock:
+            events = list(self._buffer)
+            self._buffer.clear()
+        return events
 
     async def close(self) -> None:
         if self._subscription is not None:

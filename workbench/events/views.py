@@ -49,7 +49,9 @@ def advance(execution: WorkflowExecution, event: Event) -> WorkflowExecution:
             and _task_rank(TaskState(event.status)) < _task_rank(record.state)
         ):
             return execution
-        fresh = record.model_copy(deep=True)
+        # apply_event replaces every field it changes except metrics, which it updates: a
+        # shallow copy with its own metrics is enough (a deep copy per event costs the most).
+        fresh = record.model_copy(update={"metrics": dict(record.metrics)})
         moved = execution.model_copy(update={"tasks": {**execution.tasks, fresh.task_id: fresh}})
         apply_event(moved, event)
         return moved

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Callable
 
 from workbench.dag.records import WorkflowExecution
 from workbench.errors import ExecutionNotFoundError
@@ -27,6 +27,7 @@ from workbench.events.sources import (
     SourceUnavailable,
     StoreSnapshots,
     WatchMode,
+    WatchOptions,
     WatchUpdate,
 )
 from workbench.events.views import advance, merge
@@ -40,6 +41,7 @@ __all__ = [
     "SourceUnavailable",
     "StoreSnapshots",
     "WatchMode",
+    "WatchOptions",
     "WatchUpdate",
     "watch",
 ]
@@ -58,6 +60,8 @@ async def watch(
     reconnect_s: float = 1.0,
     resync_s: float = 5.0,
     settle_s: float = 5.0,
+    on_other: Callable[[Event], None] | None = None,
+    on_mode: Callable[[WatchMode], None] | None = None,
 ) -> AsyncGenerator[WatchUpdate, None]:
     """Updates of one execution (`execution_id`) or of all of them, live.
 
@@ -69,8 +73,12 @@ async def watch(
     With `execution_id`, the watch ends once the execution has finished, its last update
     equal to the snapshot (the store), which it waits up to `settle_s` to show the finish.
     Without, it never ends by itself.
+    `on_other` receives, live, the events that move no execution's view (trials, models, the
+    cluster itself) instead of their being dropped; `on_mode` each change of mode, even when
+    there is no execution to show it on. Both run on the watcher's loop.
     """
     watcher = _Watcher(snapshots, source_factory, execution_id, poll_s, reconnect_s, resync_s)
+    watcher.on_other, watcher.on_mode = on_other, on_mode
     try:
         for update in await watcher.start():
             yield update
@@ -108,6 +116,8 @@ class _Watcher:
         self._open_at = 0.0  # loop time of the next reopen attempt
         self._poll_at = 0.0  # loop time of the next poll
         self._store_ok = True
+        self.on_other: Callable[[Event], None] | None = None
+        self.on_mode: Callable[[WatchMode], None] | None = None
 
     @property
     def finished(self) -> bool:
@@ -168,7 +178,7 @@ class _Watcher:
             return self._reset(snaps, only_changed=True) if snaps is not None else []
         task, self._next = self._next, None
         try:
-            event = task.result()
+            events = [task.result(), *self.source.drain()]
         except Exception as exc:  # SourceUnavailable, or a source that broke: never the UI
             if not isinstance(exc, SourceUnavailable | StopAsyncIteration):
                 log.warning("the event source failed", exc_info=exc)
@@ -177,10 +187,16 @@ class _Watcher:
             self._to_polling(exc)
             snaps = await self._snapshot_quietly(self.execution_id)
             return self._reset(snaps, only_changed=False) if snaps else self._all_views()
-        return await self._on_event(event)
+        updates: list[WatchUpdate] = []
+        for event in events:
+            updates += await self._on_event(event)
+        return updates
 
     async def _on_event(self, event: Event) -> list[WatchUpdate]:
         execution_id = event.execution_id
+        if self.on_other is not None and not event.type.of_workflow:
+            self.on_other(event)
+            return []
         if not execution_id or event.type.cluster_level:
             return []
         if self.execution_id is not None and execution_id != self.execution_id:
@@ -220,10 +236,15 @@ class _Watcher:
             str(exc) or type(exc).__name__,
             self.poll_s,
         )
-        self.mode = WatchMode.POLLING
+        self._set_mode(WatchMode.POLLING)
         now = asyncio.get_running_loop().time()
         self._open_at = now + self.reconnect_s
         self._poll_at = now + self.poll_s
+
+    def _set_mode(self, mode: WatchMode) -> None:
+        self.mode = mode
+        if self.on_mode is not None:
+            self.on_mode(mode)
 
     async def _poll_step(self) -> list[WatchUpdate]:
         loop = asyncio.get_running_loop()
@@ -244,7 +265,7 @@ class _Watcher:
                 self._open_at = loop.time() + self.reconnect_s
             else:
                 log.info("live events are back")
-                self.mode = WatchMode.LIVE
+                self._set_mode(WatchMode.LIVE)
                 snaps = await self._snapshot_quietly(self.execution_id)
                 return self._reset(snaps, only_changed=False) if snaps else self._all_views()
         if loop.time() < self._poll_at:

@@ -7,8 +7,17 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
+from typing import Unpack
 
-from workbench.events.watch import Snapshots, SourceFactory, WatchUpdate, watch
+from workbench.events.models import Event
+from workbench.events.watch import (
+    Snapshots,
+    SourceFactory,
+    WatchMode,
+    WatchOptions,
+    WatchUpdate,
+    watch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +37,14 @@ class WatchThread:
         source_factory: SourceFactory,
         callback: Callable[[WatchUpdate], None],
         execution_id: str | None = None,
-        **options: float,  # poll_s, reconnect_s, resync_s, settle_s: as for `watch`
+        # On the watch's thread, as `callback`: see `watch`.
+        on_other: Callable[[Event], None] | None = None,
+        on_mode: Callable[[WatchMode], None] | None = None,
+        **options: Unpack[WatchOptions],
     ) -> None:
-        self._updates = lambda: watch(snapshots, source_factory, execution_id, **options)
+        self._updates = lambda: watch(
+            snapshots, source_factory, execution_id, on_other=on_other, on_mode=on_mode, **options
+        )
         self._callback = callback
         self.error: BaseException | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

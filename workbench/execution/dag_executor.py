@@ -379,6 +379,8 @@ class ExecutionRun:
                 data["started_at"] = record.started_at
             elif state.terminal and record.finished_at is not None:
                 data["finished_at"] = record.finished_at
+            if state is TaskState.FAILED and record.traceback:
+                data["traceback"] = record.traceback  # every UI shows where it failed
             message = data.get("error") or data.get("reason")
             self._emit(
                 _TASK_EVENT[state],

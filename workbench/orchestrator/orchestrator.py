@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from workbench.cache.fingerprints import FileFingerprints
 from workbench.cache.result_cache import ResultCache
 from workbench.config import Settings, load_profile
+from workbench.coordination.base import JobKind
 from workbench.dag.records import TaskRecord, WorkflowExecution
 from workbench.dag.states import TaskState
 from workbench.errors import ClusterUnavailableError, ExecutionNotFoundError, WorkbenchError
@@ -76,6 +77,7 @@ class DistributedOrchestrator:
         self.executor = DaskExecutor(self.settings, cluster=cluster)
         self.executor.on_worker_event(self._route_worker_event)
         self._executions: dict[str, WorkflowExecution] = {}
+        self._workflows: dict[str, CheckedWorkflow] = {}  # what each local execution runs
         self._runs: dict[str, ExecutionRun] = {}
         self._tasks: dict[str, asyncio.Task[WorkflowExecution]] = {}
         self._kept: OrderedDict[str, ExecutionRun] = OrderedDict()
@@ -178,6 +180,7 @@ class DistributedOrchestrator:
         execution = _new_execution(execution_id, checked)
         run = self._new_run(checked, execution, trial=trial)
         self._executions[execution_id] = execution
+        self._workflows[execution_id] = checked
         self._runs[execution_id] = run
         self._tasks[execution_id] = asyncio.create_task(self._drive(run, checked, mode))
         return execution_id
@@ -326,6 +329,40 @@ class DistributedOrchestrator:
         if run is not None:
             run.cancel(reason)
             await self.wait_for_execution(execution_id)
+
+    async def _workflow_of(self, execution_id: str) -> CheckedWorkflow:
+        """The checked workflow an execution runs (from the state store in a cluster)."""
+        if self.cluster is None:
+            self.get_execution(execution_id)
+            return self._workflows[execution_id]
+        stored = await self.cluster.stored(execution_id)
+        if stored.kind is not JobKind.WORKFLOW:
+            raise WorkbenchError(
+                f"{execution_id!r} is a hyperparameter study, not a workflow run; its trials "
+                "are workflow runs of their own"
+            )
+        return await asyncio.to_thread(
+            load_workflow, dict(stored.spec), base_dir=Path(stored.base_dir)
+        )
+
+    async def execution_dependencies(self, execution_id: str) -> dict[str, list[str]]:
+        """Task id -> the tasks it depends on, in the workflow's topological order."""
+        checked = await self._workflow_of(execution_id)
+        depends = {task.task_id: list(task.dependencies) for task in checked.spec.tasks}
+        return {task_id: depends[task_id] for task_id in checked.order}
+
+    async def rerun_execution(self, execution_id: str) -> str:
+        """Run a finished execution's workflow again, as a new execution, with the cache on:
+        tasks that succeeded are taken from the cache, so what failed, was skipped or was
+        cancelled runs again (uncacheable tasks, such as deployments, always do). Returns the
+        new execution's id."""
+        execution = self.get_execution(execution_id)
+        if not execution.status.terminal:
+            raise WorkbenchError(
+                f"execution {execution_id!r} is still {execution.status.value}; wait for it "
+                "or cancel it before running it again"
+            )
+        return await self._submit(await self._workflow_of(execution_id), CacheMode.USE)
 
     async def fetch_result(self, execution_id: str, task_id: str) -> TaskResult:
         """Bring one task's full result (its output included) from the cluster."""

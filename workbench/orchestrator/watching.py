@@ -44,6 +44,9 @@ class StoreOnly:
     async def close(self) -> None:
         return None
 
+    def drain(self) -> list[Event]:
+        return []
+
 
 def watch_sources(
     orchestrator: DistributedOrchestrator, execution_id: str | None

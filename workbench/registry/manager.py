@@ -249,6 +249,12 @@ class ModelLifecycleManager:
     def close(self) -> None:
         self.store.close()
 
+    def __enter__(self) -> ModelLifecycleManager:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # -- events --------------------------------------------------------------------------------
     def _announce(self, moved: list[Transition]) -> list[Transition]:
         if self._publish is None or not moved:

@@ -123,6 +123,7 @@ class Feed:
 class ScriptedSource:
     def __init__(self, feed: Feed) -> None:
         self.feed = feed
+        self.held: BaseException | None = None  # met while draining: raised by the next pull
 
     async def open(self) -> None:
         self.feed.open_attempts += 1
@@ -136,10 +137,21 @@ class ScriptedSource:
         return self
 
     async def __anext__(self) -> Event:
-        item = await self.feed.queue.get()
+        held, self.held = self.held, None
+        item = held or await self.feed.queue.get()
         if isinstance(item, BaseException):
             raise item
         return item
+
+    def drain(self) -> list[Event]:
+        events: list[Event] = []
+        while self.held is None and not self.feed.queue.empty():
+            item = self.feed.queue.get_nowait()
+            if isinstance(item, BaseException):
+                self.held = item
+            else:
+                events.append(item)
+        return events
 
     async def close(self) -> None:
         self.feed.closed += 1
