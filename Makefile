@@ -31,11 +31,14 @@ lint: setup-dev
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-# The test suite starts its own servers; it needs their programs installed.
+# The test suite starts its own servers (and tmux); it needs their programs installed.
 services:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (the tests start their own on a free port)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+	@command -v tmux >/dev/null 2>&1 || { \
+		echo "installing tmux (the terminal UI's end-to-end test runs it in a tmux pane)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux; }
 
 test: lint services
 	$(BIN)/pytest -q

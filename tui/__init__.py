@@ -1,0 +1,1 @@
+"""The operators' terminal UI: `workbench tui`. The only code of the project importing Textual."""

@@ -1,0 +1,2 @@
+"""The screens: one per mode (overview, workflows, tuning, models, events), plus an execution's
+DAG, the dialogs and the help screen."""
