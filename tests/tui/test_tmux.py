@@ -25,14 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "fraud_detection.yaml"
 DATA = "data/transactions.csv"  # where the example reads it, relative to the spec's folder
 
-pytestmark = [
-    pytest.mark.integration,
-    pytest.mark.timeout(120),
-    pytest.mark.skipif(
-        shutil.which("tmux") is None,
-        reason="tmux not installed: make services installs it (this end-to-end test needs it)",
-    ),
-]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
 WIDTH, HEIGHT = 160, 45
 EXITED = "workbench tui exited with status "
@@ -201,6 +194,8 @@ def workflow(tmp_path: Path) -> Path:
 @pytest.fixture
 def terminal(tmp_path: Path) -> Iterator[Tmux]:
     """`workbench tui` running in a 160x45 tmux pane, its footer drawn."""
+    if shutil.which("tmux") is None:  # never skipped: CI must run it
+        pytest.fail("tmux is not installed: `make services` (part of `make test`) installs it")
     env = tui_env(tmp_path)
     pane = Tmux(env)
     # TERM is set on the command (tmux sets its own in the pane). A shell runs the UI and says
