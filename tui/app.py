@@ -122,12 +122,11 @@ class WorkbenchApp(App[None]):
         batch = self.feed.take()
         if not batch:
             return
-        before = self.state.problems()
         self.state.apply(batch)
         screen = self.screen
         if isinstance(screen, LiveScreen):
             screen.show(self.state, batch)
-        if self.state.problems() != before:
+        if batch.mode is not None:  # the only problem a batch can bring or clear
             self.show_problems()
         if self.on_frame is not None:
             self.call_after_refresh(self.on_frame, batch)
@@ -143,7 +142,7 @@ class WorkbenchApp(App[None]):
         )
 
     def _got_overview(self, overview: Any) -> None:
-        self.state.overview, self.state.overview_error = overview, None
+        self.state.set_overview(overview)
         self._overview_changed()
 
     def _no_overview(self, exc: Exception) -> None:

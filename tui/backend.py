@@ -116,16 +116,15 @@ class Backend:
         )
 
     def _registry_change(self, change: Callable[..., list[Transition]]) -> list[Transition]:
+        """Locally the change's events go to the bus (this UI's watch reads it); in a cluster
+        they go to Kafka, where every UI reads them."""
+        if self.workbench.orchestrator.cluster is None:
+            with self.workbench.models() as manager:
+                return change(manager)
         events: list[Event] = []
         with self.workbench.models(publish=events.append) as manager:
             moved = change(manager)
-        for event in events:  # locally the UI's own watch sees them on the bus
-            self.workbench.orchestrator.bus.publish(event)
-        if (
-            events
-            and self.workbench.orchestrator.cluster is not None
-            and self.settings.kafka_bootstrap_servers
-        ):
+        if events and self.settings.kafka_bootstrap_servers:
             from workbench.events.kafka import publish_batch
 
             sent = publish_batch(self.settings, events, client_id="workbench-tui")

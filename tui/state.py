@@ -23,7 +23,7 @@ class LiveState:
     mode: WatchMode = WatchMode.LIVE
     overview: Overview | None = None
     overview_error: str | None = None  # the overview could not be read at all
-    watch_error: str | None = None  # the watch itself ended (it should not)
+    overview_owners: dict[str, str] = field(default_factory=dict)  # execution -> its owner
     kafka_configured: bool = False  # without Kafka a cluster is followed by polling, by design
 
     def apply(self, batch: Batch) -> None:
@@ -35,19 +35,17 @@ class LiveState:
         if batch.mode is not None:
             self.mode = batch.mode
 
+    def set_overview(self, overview: Overview) -> None:
+        self.overview, self.overview_error = overview, None
+        self.overview_owners = {r.execution_id: r.owner for r in overview.executions if r.owner}
+
     def owner(self, execution_id: str) -> str:
-        if self.overview is not None:
-            for row in self.overview.executions:
-                if row.execution_id == execution_id and row.owner:
-                    return row.owner
-        return self.owners.get(execution_id, "-")
+        return self.overview_owners.get(execution_id) or self.owners.get(execution_id, "-")
 
     def problems(self) -> list[str]:
         """One line per thing an operator must know is wrong, for the banner; [] when all is
         well. Each says what the UI does about it."""
         lines = []
-        if self.watch_error:
-            lines.append(f"Live view stopped: {self.watch_error}")
         polling = self.mode is WatchMode.POLLING and self.kafka_configured
         if polling:
             lines.append(

@@ -14,8 +14,6 @@ from tui.screens.base import LiveScreen
 from tui.state import EVENTS_KEPT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from tui.feed import Batch
     from tui.state import LiveState
     from workbench.events.models import Event
@@ -70,27 +68,16 @@ class EventsScreen(LiveScreen):
         if self.paused:
             return
         log = self.query_one(RichLog)
+        text = self.query_one("#filter", Input).value.strip().lower()
         if batch is None:
             log.clear()
-            self._write(log, state.events)
+            wanted = [e for e in state.events if _matches(e, text)]
         else:
             # Following: a burst writes only what fits on the screen; the scrollback is
             # rebuilt from the kept events when the view is paused (or the filter changes).
-            self._write(log, batch.events[-max(log.size.height, 1) :])
-
-    def _write(self, log: RichLog, events: Iterable[Event]) -> None:
-        wanted = [line(e) for e in events if self._matches(e)]
+            wanted = [e for e in batch.events if _matches(e, text)][-max(log.size.height, 1) :]
         if wanted:
-            log.write(Text("\n").join(wanted), scroll_end=True)
-
-    def _matches(self, event: Event) -> bool:
-        text = self.query_one("#filter", Input).value.strip().lower()
-        if not text:
-            return True
-        if text.startswith("type:"):
-            return event.type.value.startswith(text.removeprefix("type:").strip())
-        fields = (event.type.value, event.execution_id, event.task_id, event.message, event.status)
-        return any(text in value.lower() for value in fields if value)
+            log.write(Text("\n").join(line(e) for e in wanted), scroll_end=True)
 
     def on_input_changed(self) -> None:
         self.show(self.workbench_app.state, None)
@@ -108,3 +95,13 @@ class EventsScreen(LiveScreen):
             self.show(self.workbench_app.state, None)
             self.paused = True
             log.border_title = "paused (Space to follow)"
+
+
+def _matches(event: Event, text: str) -> bool:
+    """`text`: a filter, lower case; empty matches everything."""
+    if not text:
+        return True
+    if text.startswith("type:"):
+        return event.type.value.startswith(text.removeprefix("type:").strip())
+    fields = (event.type.value, event.execution_id, event.task_id, event.message, event.status)
+    return any(text in value.lower() for value in fields if value)

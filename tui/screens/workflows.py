@@ -38,7 +38,8 @@ class WorkflowsScreen(LiveScreen):
     # -- drawing -------------------------------------------------------------------------------
     def show(self, state: LiveState, batch: Batch | None) -> None:
         table = self.query_one(LiveTable)
-        wanted = [e for e in state.executions.values() if self._matches(e)]
+        text = self.query_one("#filter", Input).value.strip().lower()
+        wanted = [e for e in state.executions.values() if _matches(e, text)]
         wanted.sort(key=lambda e: e.submitted_at, reverse=True)
         keys = [e.execution_id for e in wanted]
         if keys != table.keys:  # rows came, went or moved: rebuild (cheap: one row per execution)
@@ -68,14 +69,6 @@ class WorkflowsScreen(LiveScreen):
             state.owner(execution.execution_id),
         )
 
-    def _matches(self, execution: WorkflowExecution) -> bool:
-        text = self.query_one("#filter", Input).value.strip().lower()
-        if not text:
-            return True
-        if text.startswith("status:"):
-            return execution.status.value.startswith(text.removeprefix("status:").strip())
-        return text in execution.execution_id.lower() or text in execution.name.lower()
-
     def on_input_changed(self) -> None:
         self.show(self.workbench_app.state, None)
 
@@ -102,3 +95,12 @@ class WorkflowsScreen(LiveScreen):
 
     def action_rerun(self) -> None:
         rerun_execution(self, self.selected())
+
+
+def _matches(execution: WorkflowExecution, text: str) -> bool:
+    """`text`: a filter, lower case; empty matches everything."""
+    if not text:
+        return True
+    if text.startswith("status:"):
+        return execution.status.value.startswith(text.removeprefix("status:").strip())
+    return text in execution.execution_id.lower() or text in execution.name.lower()

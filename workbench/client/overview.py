@@ -9,6 +9,7 @@ overview is most needed when something is down.
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import time
 from collections.abc import Mapping
@@ -173,7 +174,9 @@ def _cluster_records(
         return ServiceHealth("redis", ServiceState.DOWN, f"{type(exc).__name__}: {exc}")
     finally:
         client.close()
-    return ServiceHealth("redis", ServiceState.OK, _masked(settings.redis_url or ""))
+    from workbench.cache.redis_backend import mask_url
+
+    return ServiceHealth("redis", ServiceState.OK, mask_url(settings.redis_url or ""))
 
 
 def scheduler_workers(address: str | None) -> tuple[list[WorkerRow], ServiceHealth]:
@@ -233,12 +236,6 @@ def kafka_health(settings: Settings) -> ServiceHealth:
     return ServiceHealth("kafka", ServiceState.DOWN, "; ".join(problems))
 
 
-def _masked(url: str) -> str:
-    from workbench.orchestrator.instance import _masked as mask
-
-    return str(mask(url))
-
-
 # -- local mode ------------------------------------------------------------------------------------
 
 
@@ -255,7 +252,7 @@ async def local_overview(orchestrator: DistributedOrchestrator) -> Overview:
         capacity=settings.capacity,
         load=running,
         host=socket.gethostname(),
-        pid=_pid(),
+        pid=os.getpid(),
     )
     executor = orchestrator.executor
     workers: list[WorkerRow] = []
@@ -288,9 +285,3 @@ async def local_overview(orchestrator: DistributedOrchestrator) -> Overview:
             for e in executions
         ],
     )
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()

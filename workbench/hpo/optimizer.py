@@ -238,17 +238,16 @@ class HyperparameterOptimizer:
             study_name=name, storage=study_storage(self.orchestrator.settings, name)
         )
         trials = [trial_row(t) for t in study.get_trials(deepcopy=False)]
-        done = [t for t in trials if t.state == "complete"]
-        best = (max if config.direction == "maximize" else min)(
-            done, key=lambda t: t.value or 0.0, default=None
-        )
+        best = best_trial(trials, config.direction)
         return OptimizationResult(
             study_name=name,
             best_value=None if best is None else best.value,
             best_params={} if best is None else best.params,
             trials=trials,
             direction=config.direction,
-            importances=_importances(study, len(done)) if importances else {},
+            importances=_importances(study, sum(t.state == "complete" for t in trials))
+            if importances
+            else {},
         )
 
     async def _run_trial(
@@ -401,6 +400,14 @@ def _take_over(study: optuna.Study, storage: Any, study_id: int, max_trials: int
         or (t.state is states.FAIL and not t.user_attrs.get(RETRIED))
     ]
     return max(0, max_trials - len(ended))
+
+
+def best_trial(trials: list[Trial], direction: str) -> Trial | None:
+    """The best completed trial for `direction` (maximize / minimize); None before any."""
+    done = [t for t in trials if t.state == "complete" and t.value is not None]
+    return (max if direction == "maximize" else min)(
+        done, key=lambda t: t.value or 0.0, default=None
+    )
 
 
 def trial_row(trial: optuna.trial.FrozenTrial) -> Trial:

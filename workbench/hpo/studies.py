@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from workbench.hpo.optimizer import Trial, all_trials, trial_row
+from workbench.hpo.optimizer import Trial, all_trials, best_trial, trial_row
 from workbench.hpo.storage import study_storage
 
 if TYPE_CHECKING:
@@ -34,9 +34,7 @@ class StudySummary:
 
     @property
     def best(self) -> Trial | None:
-        done = [t for t in self.trials if t.state == "complete" and t.value is not None]
-        pick = max if self.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value or 0.0, default=None)
+        return best_trial(self.trials, self.direction)
 
     def best_so_far(self) -> list[tuple[int, float]]:
         """(trial number, best value among completed trials up to it), one per completion."""

@@ -27,6 +27,7 @@ from workbench.execution.invocation import TaskInvocation
 from workbench.execution.run_cache import RunCache
 from workbench.hpo.pruning import PruningWatch, TrialLink
 from workbench.orchestrator.instance import ClusterInstance, summary_key
+from workbench.orchestrator.owned import stored_workflow
 from workbench.registry.address import RegistryAddress
 from workbench.spec.models import WorkflowSpec
 from workbench.tasks.base import TaskResult
@@ -341,9 +342,7 @@ class DistributedOrchestrator:
                 f"{execution_id!r} is a hyperparameter study, not a workflow run; its trials "
                 "are workflow runs of their own"
             )
-        return await asyncio.to_thread(
-            load_workflow, dict(stored.spec), base_dir=Path(stored.base_dir)
-        )
+        return await asyncio.to_thread(stored_workflow, stored)
 
     async def execution_dependencies(self, execution_id: str) -> dict[str, list[str]]:
         """Task id -> the tasks it depends on, in the workflow's topological order."""

@@ -99,9 +99,7 @@ class OwnedRun:
         committer = asyncio.create_task(self._commit_loop())
         subscription = None
         try:
-            checked = await asyncio.to_thread(
-                load_workflow, dict(self.stored.spec), base_dir=Path(self.stored.base_dir)
-            )
+            checked = await asyncio.to_thread(stored_workflow, self.stored)
             execution = WorkflowExecution(
                 execution_id=self.execution_id,
                 workflow_id=self.stored.workflow_id,
@@ -302,3 +300,8 @@ class OwnedRuns:
             run.abandon()
         tasks = [r.task for r in self.active.values() if r.task is not None]
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def stored_workflow(stored: StoredExecution) -> CheckedWorkflow:
+    """The checked workflow of an execution in the state store (blocking: it reads files)."""
+    return load_workflow(dict(stored.spec), base_dir=Path(stored.base_dir))
