@@ -36,6 +36,9 @@ services:
 	@command -v redis-server >/dev/null 2>&1 || { \
 		echo "installing redis-server (the tests start their own on a free port)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq redis-server; }
+	@command -v ip >/dev/null 2>&1 || { \
+		echo "installing iproute2 (the multi-host test builds its hosts with ip netns)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq iproute2; }
 	@command -v tmux >/dev/null 2>&1 || { \
 		echo "installing tmux (the terminal UI's end-to-end test runs it in a tmux pane)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux; }

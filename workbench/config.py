@@ -5,7 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import platformdirs
-from pydantic import ByteSize, Field, SecretStr
+from pydantic import (
+    ByteSize,
+    Field,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from workbench.spec.models import CacheStrategy
@@ -24,11 +32,50 @@ class Settings(BaseSettings):
     connect_timeout_s: float = Field(
         10.0, gt=0, description="How long to try reaching the Dask scheduler before giving up."
     )
+    # -- Dask TLS (a tls:// scheduler_address needs them; see workbench/security.py) -----------
+    dask_tls_ca_file: Path | None = Field(
+        None, description="CA bundle that signed the Dask scheduler's and workers' certificates."
+    )
+    dask_tls_cert: Path | None = Field(
+        None, description="This client's certificate (PEM) for a tls:// Dask scheduler."
+    )
+    dask_tls_key: Path | None = Field(
+        None, description="The key of dask_tls_cert; unset when the cert file holds the key too."
+    )
+
+    @field_validator("dask_tls_ca_file", "dask_tls_cert", "dask_tls_key")
+    @classmethod
+    def _certificate_file_exists(cls, path: Path | None, info: ValidationInfo) -> Path | None:
+        from workbench.security import missing_file
+
+        if path is None:
+            return None
+        path = path.expanduser()
+        problem = missing_file(str(info.field_name), path)
+        if problem:
+            raise PydanticCustomError("dask_tls_file", problem)  # no "Value error, " prefix
+        return path
+
+    @model_validator(mode="after")
+    def _dask_tls_consistent(self) -> Settings:
+        from workbench.security import tls_problems
+
+        problems = tls_problems(
+            self.scheduler_address, self.dask_tls_ca_file, self.dask_tls_cert, self.dask_tls_key
+        )
+        if problems:
+            raise PydanticCustomError("dask_tls", "; ".join(problems))
+        return self
+
     keep_results: int = Field(
         4, ge=0, description="Finished executions whose task outputs stay on the workers."
     )
     redis_url: str | None = Field(
-        None, description="Redis for shared state and the shared cache; unset in local mode."
+        None,
+        description="Redis for shared state and the shared cache; unset in local mode. "
+        "redis://USER:PASSWORD@host:port/0 for an ACL user, rediss://...?ssl_ca_certs=... "
+        "for TLS.",
+        repr=False,  # it may hold a password
     )
     cache_strategy: CacheStrategy | None = Field(
         None,
@@ -168,10 +215,14 @@ def load_profile(profile: str | Path) -> Settings:
     try:
         return Settings(**from_file)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()
-        )
+        problems = "; ".join(_describe(e["loc"], e["msg"]) for e in exc.errors())
         raise ProfileError(f"cluster profile {path}: {problems}") from None
+
+
+def _describe(loc: tuple[int | str, ...], message: str) -> str:
+    """One validation error; a check across fields has no location (its message names them)."""
+    where = ".".join(str(p) for p in loc)
+    return f"{where}: {message}" if where else message
 
 
 def _find_profile(profile: str | Path) -> Path:

@@ -193,3 +193,40 @@ async def test_fetch_result_brings_the_output_from_the_cluster(orchestrator, tmp
         await orchestrator.wait_for_execution(execution_id)
         result = await orchestrator.fetch_result(execution_id, "b")
     assert result.output == 5.0
+
+
+async def test_xgboost_on_a_gpu_worker_without_cuda_says_it_ran_on_cpu(
+    orchestrator, dask_cluster, tmp_path
+):
+    """The cluster's GPU worker offers the resource but has no CUDA device: the training task
+    lands there and reports, in its metrics and summary, that it ran on the CPU."""
+    from workbench.tasks.datasets import write_fraud_csv
+
+    write_fraud_csv(tmp_path / "transactions.csv", n_rows=2000, seed=3)
+    spec = {
+        "workflow_id": "gpu_flow",
+        "tasks": [
+            {
+                "task_id": "prepare",
+                "task_type": "data_preprocessing",
+                "parameters": {
+                    "dataset_path": str(tmp_path / "transactions.csv"),
+                    "target_column": "is_fraud",
+                },
+            },
+            {
+                "task_id": "train",
+                "task_type": "model_training",
+                "dependencies": ["prepare"],
+                "parameters": {"algorithm": "xgboost", "n_estimators": 20},
+                "resources": {"gpu": 1},
+            },
+        ],
+    }
+    execution = await run(orchestrator, spec)
+    assert execution.status is WorkflowStatus.SUCCEEDED, execution.error
+    train = execution.tasks["train"]
+    assert train.worker == dask_cluster.workers["gpu-0"].worker_address
+    assert train.metrics["gpu"] == 0.0
+    assert train.summary["device"] == "cpu"
+    assert "no CUDA device is visible" in train.summary["device_note"]

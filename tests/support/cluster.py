@@ -247,8 +247,14 @@ class InstanceProcess:
         ]
         if extra.get("capacity") is not None:
             command += ["--capacity", str(extra["capacity"])]
+        self.proc = self.spawn(command, log_path, env)
+
+    def spawn(
+        self, command: list[str], log_path: Path, env: Mapping[str, str]
+    ) -> subprocess.Popen[bytes]:
+        """Start the process (a subclass may start it elsewhere: another network namespace)."""
         with log_path.open("ab") as log:
-            self.proc = subprocess.Popen(
+            return subprocess.Popen(
                 command,
                 stdout=log,
                 stderr=subprocess.STDOUT,

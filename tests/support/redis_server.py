@@ -7,6 +7,8 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
@@ -23,13 +25,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class RedisTls:
+    """PEM files for redis-server's TLS port (clients are not asked for certificates)."""
+
+    ca_file: Path
+    cert: Path
+    key: Path
+
+
 class RedisServer:
     """`with RedisServer() as server:` starts redis-server and waits until it answers PING;
-    `server.url` reaches it; leaving the block terminates it."""
+    `server.url` reaches it; leaving the block terminates it.
 
-    def __init__(self, startup_timeout_s: float = 10.0) -> None:
+    Optional security, for tests of authenticated and encrypted connections: `password` is
+    the default user's (`requirepass`), `acl_users` are ACL rules, one per user, e.g.
+    "alice on >secret ~* &* +@all"; with `tls` the server also listens for TLS on `tls_port`.
+    `url` never holds credentials: tests put them in themselves."""
+
+    def __init__(
+        self,
+        startup_timeout_s: float = 10.0,
+        *,
+        password: str | None = None,
+        acl_users: Sequence[str] = (),
+        tls: RedisTls | None = None,
+    ) -> None:
         self.startup_timeout_s = startup_timeout_s
+        self.password = password
+        self.acl_users = list(acl_users)
+        self.tls = tls
         self.port = 0
+        self.tls_port = 0
         self._proc: subprocess.Popen[bytes] | None = None
         self._dir: tempfile.TemporaryDirectory[str] | None = None
 
@@ -54,8 +81,9 @@ class RedisServer:
                 "--dir": self._dir.name,
                 "--logfile": self._log_path(),  # a file: a pipe nobody reads would fill up
             }
+            args = [part for option in options.items() for part in option]
             self._proc = subprocess.Popen(
-                [executable, *(part for option in options.items() for part in option)],
+                [executable, *args, *self._security_args()],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -82,9 +110,26 @@ class RedisServer:
             self._dir.cleanup()
             self._dir = None
 
+    def _security_args(self) -> list[str]:
+        args = [] if self.password is None else ["--requirepass", self.password]
+        for rule in self.acl_users:
+            args += ["--user", *rule.split()]  # one word per argument: redis-server quotes each
+        if self.tls is not None:
+            self.tls_port = free_port()
+            args += [
+                *("--tls-port", str(self.tls_port)),
+                *("--tls-cert-file", str(self.tls.cert)),
+                *("--tls-key-file", str(self.tls.key)),
+                *("--tls-ca-cert-file", str(self.tls.ca_file)),
+                *("--tls-auth-clients", "no"),
+            ]
+        return args
+
     def _wait_ready(self) -> None:
         assert self._proc is not None
-        client = redis.Redis(host="127.0.0.1", port=self.port, socket_connect_timeout=0.5)
+        client = redis.Redis(
+            host="127.0.0.1", port=self.port, password=self.password, socket_connect_timeout=0.5
+        )
         deadline = time.monotonic() + self.startup_timeout_s
         try:
             while time.monotonic() < deadline:

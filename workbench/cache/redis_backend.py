@@ -84,7 +84,7 @@ class RedisBackend:
             except ValueError as exc:
                 raise CacheError(
                     f"invalid Redis URL {self.location}: {exc}; expected "
-                    "redis://[:password@]host:port/db"
+                    "redis://[[user]:password@]host:port/db (rediss:// for TLS)"
                 ) from exc
         self._client: redis.Redis = client
         with self._errors():
@@ -244,8 +244,10 @@ class RedisBackend:
             yield
         except redis.exceptions.AuthenticationError as exc:
             raise CacheError(
-                f"Redis at {self.location} refused the credentials ({exc}); put the password in "
-                f"the URL (redis://:PASSWORD@host:port/0) or fix {REDIS_URL_ENV}"
+                f"Redis at {self.location} refused the credentials (authentication failed: "
+                f"{exc}); put the ACL user and password in the URL "
+                f"(redis://USER:PASSWORD@host:port/0, or redis://:PASSWORD@... for requirepass) "
+                f"or fix {REDIS_URL_ENV}"
             ) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise CacheError(

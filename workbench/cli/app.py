@@ -11,6 +11,7 @@ import typer
 
 from workbench.cli.cache_commands import cache_app
 from workbench.cli.cluster_commands import cluster_app, orchestrator
+from workbench.cli.devcluster_commands import devcluster_app
 from workbench.cli.events_commands import events_app
 from workbench.cli.hpo_commands import hpo
 from workbench.cli.models_commands import models_app, serve
@@ -30,6 +31,7 @@ app.add_typer(cache_app, name="cache")
 app.add_typer(cluster_app, name="cluster")
 app.add_typer(events_app, name="events")
 app.add_typer(models_app, name="models")
+app.add_typer(devcluster_app, name="dev-cluster")
 app.command("orchestrator")(orchestrator)
 app.command("hpo")(hpo)
 app.command("serve")(serve)

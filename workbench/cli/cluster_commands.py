@@ -9,13 +9,16 @@ import os
 import signal
 import socket
 import sys
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from workbench.cli.output import err, fail, out
 from workbench.errors import ProfileError, WorkbenchError
+
+if TYPE_CHECKING:
+    from workbench.client.overview import Overview
 
 cluster_app = typer.Typer(help="Look at a cluster of orchestrator instances.", no_args_is_help=True)
 
@@ -97,7 +100,7 @@ def status(
 ) -> None:
     """Instances (the leader marked, with its fencing token), Dask workers by capability shard,
     executions, and the health of Redis, Kafka and the scheduler."""
-    from workbench.client.overview import ServiceState, cluster_overview
+    from workbench.client.overview import cluster_overview
 
     try:
         report = cluster_overview(_cluster_settings(profile))
@@ -106,6 +109,13 @@ def status(
     if as_json:
         sys.stdout.write(json.dumps(report.to_json(), default=str) + "\n")
         return
+    print_overview(report)
+
+
+def print_overview(report: Overview) -> None:
+    """The overview as tables: instances, workers by shard, executions, services down."""
+    from workbench.client.overview import ServiceState
+
     instances = Table(
         "instance", "role", "state", "heartbeat age", "capacity", "load", "host", "pid"
     )

@@ -128,7 +128,7 @@ def cluster_overview(settings: Settings) -> Overview:
     instances: list[InstanceRow] = []
     executions: list[ExecutionRow] = []
     redis_health = _cluster_records(settings, instances, executions)
-    workers, scheduler_health = scheduler_workers(settings.scheduler_address)
+    workers, scheduler_health = scheduler_workers(settings.scheduler_address, settings)
     return Overview(
         mode="cluster",
         namespace=settings.namespace,
@@ -179,7 +179,10 @@ def _cluster_records(
     return ServiceHealth("redis", ServiceState.OK, mask_url(settings.redis_url or ""))
 
 
-def scheduler_workers(address: str | None) -> tuple[list[WorkerRow], ServiceHealth]:
+def scheduler_workers(
+    address: str | None, settings: Settings | None = None
+) -> tuple[list[WorkerRow], ServiceHealth]:
+    """The scheduler's workers; `settings` bring the TLS certificates for a tls:// address."""
     if address is None:
         return [], ServiceHealth(
             "scheduler",
@@ -188,8 +191,18 @@ def scheduler_workers(address: str | None) -> tuple[list[WorkerRow], ServiceHeal
         )
     from distributed import Client
 
+    from workbench.config import Settings
+    from workbench.security import DaskTlsError, client_security
+
     try:
-        with Client(address, timeout=PROBE_TIMEOUT_S, set_as_default=False) as client:
+        # model_construct: a bare address must not fail the TLS checks of the profile's fields
+        security = client_security(settings or Settings.model_construct(), address)
+    except DaskTlsError as exc:
+        return [], ServiceHealth("scheduler", ServiceState.DOWN, str(exc))
+    try:
+        with Client(
+            address, timeout=PROBE_TIMEOUT_S, set_as_default=False, security=security
+        ) as client:
             info = client.scheduler_info(n_workers=-1)
             processing = client.processing()
     except (OSError, TimeoutError) as exc:

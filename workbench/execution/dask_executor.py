@@ -15,6 +15,7 @@ from workbench.execution.base import WorkerEventHandler, WorkerInfo
 from workbench.execution.invocation import TASK_EVENTS_TOPIC, TaskInvocation, pack
 from workbench.execution.stops import stop_running
 from workbench.execution.worker import dump_results, load_result, run_packed_task
+from workbench.security import client_security
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,9 @@ class DaskExecutor:
         from distributed import Client
 
         target = self._cluster or self.settings.scheduler_address
+        security = None
+        if isinstance(target, str):  # a cluster object brings its own security
+            security = client_security(self.settings, target)
         if target is None:
             target = self._owned_cluster = await self._start_local_cluster()
         try:
@@ -67,13 +71,20 @@ class DaskExecutor:
                 asynchronous=True,
                 set_as_default=False,
                 timeout=self.settings.connect_timeout_s,
+                security=security,
             )
         except OSError as exc:
             await self._close_owned_cluster()
+            tls = (
+                " With TLS, dask_tls_cert must be signed by a CA the scheduler trusts and "
+                "dask_tls_ca_file must be the CA that signed the scheduler's certificate."
+                if security is not None
+                else ""
+            )
             raise ConnectionError(
-                f"cannot reach the Dask scheduler at {target}: {str(exc).rstrip('.')}. Start "
-                "one with `dask scheduler`, or fix scheduler_address (WORKBENCH_SCHEDULER_ADDRESS"
-                " or the profile; without one, Workbench runs a local cluster)"
+                f"cannot reach the Dask scheduler at {target}: {str(exc).rstrip('.')}.{tls} "
+                "Start one with `dask scheduler`, or fix scheduler_address (WORKBENCH_SCHEDULER_"
+                "ADDRESS or the profile; without one, Workbench runs a local cluster)"
             ) from exc
         self.client.subscribe_topic(TASK_EVENTS_TOPIC, self._dispatch)
         self.bulk(False)

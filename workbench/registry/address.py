@@ -3,7 +3,7 @@ so it can open the same registry as the orchestrator that submitted it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,7 +20,7 @@ class RegistryAddress:
 
     artifact_dir: str
     sqlite_path: str | None = None
-    redis_url: str | None = None
+    redis_url: str | None = field(default=None, repr=False)  # may hold a password
     namespace: str = "workbench"
 
     @classmethod

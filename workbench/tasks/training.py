@@ -20,6 +20,7 @@ from workbench.tasks.data import (
     TrainedModel,
     json_safe,
 )
+from workbench.tasks.devices import Device, DeviceKind, xgboost_device
 from workbench.tasks.estimators import (
     RESERVED,
     Checkpoint,
@@ -116,15 +117,21 @@ def run(ctx: TaskContext) -> TaskResult:
     data = features.data
     problem = data.problem if params.problem_type == "auto" else ProblemKind(params.problem_type)
     features, labels = retarget(features, problem)
+    estimator_params = dict(params.estimator_params)
+    device: Device | None = None
+    if params.algorithm == "xgboost" and ctx.resources.gpu > 0:
+        device = xgboost_device(ctx.resources.gpu)
+        estimator_params.setdefault("device", device.kind.value)
     estimator = make_estimator(
         params.algorithm,
         problem,
-        params.estimator_params,
+        estimator_params,
         random_state=seed,
         n_jobs=max(1, int(ctx.resources.cpu)),
     )
     name = type(estimator).__name__
-    ctx.report_progress(0.1, f"training {name} on {len(features.y_train)} rows")
+    where = f" on {estimator_params['device']}" if device is not None else ""
+    ctx.report_progress(0.1, f"training {name} on {len(features.y_train)} rows{where}")
     started = time.perf_counter()
     fit_estimator(
         estimator,
@@ -136,6 +143,10 @@ def run(ctx: TaskContext) -> TaskResult:
         checkpoint=_intermediate_scorer(ctx, features, problem, len(labels)),
     )
     fit_time = time.perf_counter() - started
+    if device is not None:
+        # Scored and served on any machine from here on: predicting with a CUDA-bound model on
+        # CPU data makes XGBoost copy and warn at every call.
+        estimator.set_params(device=DeviceKind.CPU.value)
 
     ctx.report_progress(0.95, "scoring the train split")
     scores, _ = score_estimator(estimator, features.X_train, features.y_train, problem, len(labels))
@@ -161,6 +172,8 @@ def run(ctx: TaskContext) -> TaskResult:
     )
     metrics = {f"train_{k}": v for k, v in scores.items()}
     metrics["fit_time_s"] = fit_time
+    if device is not None:
+        metrics["gpu"] = float(estimator_params["device"] == DeviceKind.CUDA.value)
     summary: dict[str, Any] = {
         "algorithm": params.algorithm,
         "estimator": name,
@@ -170,6 +183,13 @@ def run(ctx: TaskContext) -> TaskResult:
         "n_features": len(features.feature_names),
         "train_rows": len(features.y_train),
     }
+    if device is not None:
+        summary["device"] = estimator_params["device"]
+        summary["device_note"] = (
+            device.why
+            if estimator_params["device"] == device.kind.value
+            else f"device {estimator_params['device']!r} set in the task's parameters"
+        )
     if params.algorithm == "logistic_regression" and problem is ProblemKind.REGRESSION:
         summary["note"] = "logistic_regression on a regression target uses Ridge regression"
     ctx.report_progress(1.0, f"trained {name} in {fit_time:.1f}s")
