@@ -42,6 +42,9 @@ services:
 	@command -v tmux >/dev/null 2>&1 || { \
 		echo "installing tmux (the terminal UI's end-to-end test runs it in a tmux pane)"; \
 		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq tmux; }
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium (the notebooks' browser test drives it through Playwright)"; \
+		$(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium; }
 
 test: lint services
 	$(BIN)/pytest -q

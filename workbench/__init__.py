@@ -11,6 +11,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _EXPORTS = {
+    "connect": "workbench.notebook.session",
     "Workbench": "workbench.client.workbench",
     "DistributedOrchestrator": "workbench.orchestrator.orchestrator",
     "WorkflowSpec": "workbench.spec.models",

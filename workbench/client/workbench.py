@@ -8,6 +8,7 @@ caller has an event loop of its own. `submit`/`wait` are the async forms for asy
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncGenerator, Callable
 from contextlib import ExitStack
 from functools import partial
@@ -29,9 +30,11 @@ if TYPE_CHECKING:
     from workbench.events.watch import WatchMode, WatchOptions, WatchUpdate
     from workbench.events.watch_thread import WatchThread
     from workbench.hpo.studies import StudySummary
-    from workbench.registry.manager import ModelLifecycleManager
+    from workbench.registry.base import Transition
+    from workbench.registry.manager import ModelEntry, ModelLifecycleManager
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class Workbench:
@@ -181,6 +184,43 @@ class Workbench:
         return ModelLifecycleManager.from_settings(
             self.orchestrator.settings, publish=publish or self.orchestrator.bus.publish
         )
+
+    def model_catalog(self) -> list[ModelEntry]:
+        """Every registered model with its versions and history."""
+        with self.models() as manager:
+            return manager.catalog()
+
+    def promote(self, name: str, version: int, *, why: str = "") -> list[Transition]:
+        """Move `version` of `name` to production (the one there is archived)."""
+        return self.change_models(lambda m: m.promote(name, version, why=why))
+
+    def rollback(self, name: str, *, why: str = "") -> list[Transition]:
+        """Put the previous production version of `name` back."""
+        return self.change_models(lambda m: m.rollback(name, why=why))
+
+    def change_models(
+        self, change: Callable[[ModelLifecycleManager], list[Transition]]
+    ) -> list[Transition]:
+        """A registry change whose events reach every watcher: locally through this
+        workbench's bus, in a cluster through Kafka (a client's bus reaches no one else)."""
+        if self.orchestrator.cluster is None:
+            with self.models() as manager:
+                return change(manager)
+        events: list[Event] = []
+        with self.models(publish=events.append) as manager:
+            moved = change(manager)
+        settings = self.orchestrator.settings
+        if events and settings.kafka_bootstrap_servers:
+            from workbench.events.kafka import publish_batch
+
+            sent = publish_batch(
+                settings, events, client_id=f"workbench-{self.orchestrator.instance_id}"
+            )
+            if sent < len(events):
+                log.warning(
+                    "%d of %d registry events did not reach Kafka", len(events) - sent, len(events)
+                )
+        return moved
 
     def dependencies(self, execution_id: str) -> dict[str, list[str]]:
         """An execution's graph: task id -> the tasks it depends on, in topological order."""

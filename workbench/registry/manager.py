@@ -12,7 +12,7 @@ import getpass
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
 from workbench.events.models import SCHEMA_VERSION, Event, EventType
@@ -37,6 +37,16 @@ from workbench.registry.rules import STAGE_NAMES
 
 if TYPE_CHECKING:
     from workbench.config import Settings
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One registered model as the UIs list it: its versions and its history."""
+
+    name: str
+    versions: list[ModelVersion]
+    history: list[Transition]
+
 
 Publish = Callable[[Event], None]
 # A model -> its metrics on held-out data (the layer above supplies it: the registry does not
@@ -245,6 +255,13 @@ class ModelLifecycleManager:
         deployment = chosen.deploy(self, model_version, options or {})
         self._emit(EventType.MODEL_DEPLOYED, self.store.get(name, version), asdict(deployment))
         return deployment
+
+    def catalog(self) -> list[ModelEntry]:
+        """Every model with its versions and history, by name."""
+        return [
+            ModelEntry(name, self.store.list_versions(name), self.store.history(name))
+            for name in self.store.list_names()
+        ]
 
     def close(self) -> None:
         self.store.close()
