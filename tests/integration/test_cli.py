@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -13,6 +12,8 @@ from pathlib import Path
 
 import psutil
 import pytest
+
+from tests.support.interrupt import ctrl_c_works, interrupt
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -176,6 +177,7 @@ def test_ctrl_c_cancels_and_leaves_no_process_behind(tmp_path: Path) -> None:
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, "WORKBENCH_WORKERS": "2"},
+        preexec_fn=ctrl_c_works,
     )
     parent = psutil.Process(proc.pid)
     deadline = time.time() + 60
@@ -186,8 +188,7 @@ def test_ctrl_c_cancels_and_leaves_no_process_behind(tmp_path: Path) -> None:
     time.sleep(4)  # let the training start
     children = parent.children(recursive=True)
     assert len(children) >= 2
-    proc.send_signal(signal.SIGINT)
-    _, stderr = proc.communicate(timeout=60)
+    _, stderr = interrupt(proc, timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted" in stderr
     _, alive = psutil.wait_procs(children, timeout=15)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from tests.support.interrupt import ctrl_c_works, interrupt
 from workbench import Workbench
 from workbench.cli.app import app
 from workbench.config import Settings
@@ -168,6 +168,7 @@ def _serve_and_follow_a_rollback(data: Path) -> None:
         ],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=ctrl_c_works,
     )
     try:
         url = _served_url(server)
@@ -192,8 +193,8 @@ def _serve_and_follow_a_rollback(data: Path) -> None:
         assert _get(f"{url}/metadata")["stage"] == "production"
         assert _post(f"{url}/predict", body)["version"] == 1
     finally:
-        server.send_signal(signal.SIGINT)
-        assert server.wait(timeout=20) == 0
+        interrupt(server, timeout=20)
+    assert server.returncode == 0
 
 
 def _served_url(server: subprocess.Popen[str]) -> str:

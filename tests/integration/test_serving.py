@@ -25,6 +25,7 @@ from sklearn.linear_model import LinearRegression, LogisticRegression
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from tornado.httpclient import AsyncHTTPClient, HTTPResponse
 
+from tests.support.interrupt import ctrl_c_works
 from workbench.errors import DataError
 from workbench.registry.artifact_errors import ArtifactIntegrityError
 from workbench.registry.artifacts import ArtifactStore
@@ -387,7 +388,11 @@ def test_serve_forever_stops_cleanly_on_ctrl_c(manager, tmp_path: Path) -> None:
         """
     )
     process = subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-c", script],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_works,
     )
     try:
         assert process.stdout is not None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 
 from tests.integration.test_local_execution import probe, workflow
 from tests.support.cluster import ClusterHarness
+from tests.support.interrupt import ctrl_c_works, interrupt, kill_tree
 from tests.support.kafka_broker import KafkaBroker, create_topic
 from workbench.dag.states import TaskState, WorkflowStatus
 from workbench.events.models import EventType
@@ -49,26 +49,29 @@ def test_a_client_watches_a_cluster_run_live(kafka_broker: KafkaBroker, tmp_path
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
+            preexec_fn=ctrl_c_works,
         )
-        assert tail.stderr is not None
-        assert "following" in tail.stderr.readline(), "the tail is listening"
+        try:
+            assert tail.stderr is not None
+            assert "following" in tail.stderr.readline(), "the tail is listening"
 
-        async def run() -> list[WatchUpdate]:
-            from workbench.events.watch import watch
+            async def run() -> list[WatchUpdate]:
+                from workbench.events.watch import watch
 
-            execution_id = await client.submit_ml_workflow(spec)
-            snapshots, source = watch_sources(client, execution_id)
-            seen = []
-            async for update in watch(snapshots, source, execution_id):
-                seen.append(update)
-            await client.close()
-            return seen
+                execution_id = await client.submit_ml_workflow(spec)
+                snapshots, source = watch_sources(client, execution_id)
+                seen = []
+                async for update in watch(snapshots, source, execution_id):
+                    seen.append(update)
+                await client.close()
+                return seen
 
-        updates = asyncio.run(asyncio.wait_for(run(), 90))
-        final = updates[-1].execution
-        stored = execution_from_store(cluster.execution(final.execution_id))
-        tail.send_signal(signal.SIGINT)
-        tailed, _ = tail.communicate(timeout=20)
+            updates = asyncio.run(asyncio.wait_for(run(), 90))
+            final = updates[-1].execution
+            stored = execution_from_store(cluster.execution(final.execution_id))
+            tailed, _ = interrupt(tail, timeout=20)
+        finally:
+            kill_tree(tail)  # a run that failed before the tail stopped leaves nothing running
     lines = [decode(line.encode()) for line in tailed.splitlines() if line.strip()]
     ours = [e.type for e in lines if e.execution_id == final.execution_id]
     assert EventType.WORKFLOW_ASSIGNED in ours and ours[-1] is EventType.WORKFLOW_FINISHED
