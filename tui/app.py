@@ -1,12 +1,14 @@
 """WorkbenchApp: the terminal UI. One screen per mode; the live state is kept here, fed by the
-workbench's watch stream through a LiveFeed (batched: at most ~30 redraws a second whatever
-the event rate), and everything that can block (Redis, Kafka, Dask, files) runs in thread
-workers that hand their results back to the UI's loop."""
+workbench's watch stream through a LiveFeed (batched: at most 30 redraws a second whatever
+the event rate, fewer when they cost more; full garbage collections between them), and
+everything that can block (Redis, Kafka, Dask, files) runs in thread workers that hand their
+results back to the UI's loop."""
 
 from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import time
 from collections.abc import Callable, Iterable
 from functools import partial
@@ -30,6 +32,7 @@ from tui.state import LiveState
 T = TypeVar("T")
 
 OVERVIEW_EVERY_S = 2.0
+FULL_GC_EVERY_S = 5.0  # rarely: little garbage is left in cycles, which only it frees
 
 
 class WorkbenchApp(App[None]):
@@ -55,10 +58,26 @@ class WorkbenchApp(App[None]):
         self._ui_loop: asyncio.AbstractEventLoop | None = None
         self._ui_context: contextvars.Context | None = None
         self._feed_at = 0.0
+        self._feed_cpu_at = 0.0  # the UI thread's CPU time at the last flush
         self._feed_due = False
+        self._gc_threshold = gc.get_threshold()  # the interpreter's, put back on unmount
+        self._full_gc_at = 0.0
 
     # -- start ---------------------------------------------------------------------------------
     def on_mount(self) -> None:
+        # Everything loaded so far (the workbench, Textual, their imports) lives as long as
+        # the app: out of the collector's sight, a full collection scans only what came since
+        # instead of pausing every thread for a hundred milliseconds or more while events
+        # stream. Collected first, so that no garbage is kept for good.
+        gc.collect()
+        gc.freeze()
+        # A full collection still pauses every thread for 10-30 ms (it visits what the objects
+        # refer to, frozen ones too): the app runs them itself, right after a frame is drawn
+        # (`_collect`), never the interpreter in the middle of one. The young generations are
+        # collected as usual.
+        gc.set_threshold(*self._gc_threshold[:2], 2**30)
+        self._full_gc_at = time.monotonic()
+        self.set_interval(FULL_GC_EVERY_S, partial(self._collect, 2 * FULL_GC_EVERY_S))
         self._ui_loop = asyncio.get_running_loop()
         self._ui_context = contextvars.copy_context()  # Textual's timers need its context vars
         self.sub_title = self.backend.where
@@ -73,6 +92,15 @@ class WorkbenchApp(App[None]):
 
     def on_unmount(self) -> None:
         self.backend.stop_watch()
+        gc.set_threshold(*self._gc_threshold)
+
+    def _collect(self, every_s: float = FULL_GC_EVERY_S) -> None:
+        """A full collection if the last was `every_s` ago: after each frame, and on a timer
+        (less often) for when no frame is drawn."""
+        now = time.monotonic()
+        if now - self._full_gc_at >= every_s:
+            self._full_gc_at = now
+            gc.collect()
 
     # -- work off the UI's loop ----------------------------------------------------------------
     def background(
@@ -109,7 +137,7 @@ class WorkbenchApp(App[None]):
     def _feed_schedule(self) -> None:
         if self._feed_due:
             return
-        wait = self._feed_at + self.feed.min_interval_s - time.monotonic()
+        wait = self._feed_at + self.feed.interval_s - time.monotonic()
         if wait > 0:
             self._feed_due = True
             self.set_timer(wait, self._flush_feed)
@@ -118,7 +146,7 @@ class WorkbenchApp(App[None]):
 
     def _flush_feed(self) -> None:
         self._feed_due = False
-        self._feed_at = time.monotonic()
+        self._feed_at, self._feed_cpu_at = time.monotonic(), time.thread_time()
         batch = self.feed.take()
         if not batch:
             return
@@ -128,8 +156,15 @@ class WorkbenchApp(App[None]):
             screen.show(self.state, batch)
         if batch.mode is not None:  # the only problem a batch can bring or clear
             self.show_problems()
+        # Twice: a screen runs after-refresh callbacks as soon as it is idle, which can be
+        # before a widget's repaint request has reached it; one round later it has.
+        self.call_after_refresh(self.call_after_refresh, self._drawn, batch)
+
+    def _drawn(self, batch: Batch) -> None:
+        self.feed.drawn(time.thread_time() - self._feed_cpu_at)
         if self.on_frame is not None:
-            self.call_after_refresh(self.on_frame, batch)
+            self.on_frame(batch)
+        self._collect()
 
     # -- the overview and the banner -----------------------------------------------------------
     def refresh_overview(self) -> None:

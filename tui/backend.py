@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from workbench.client.overview import Overview
@@ -16,16 +15,10 @@ from workbench.events.models import Event
 from workbench.events.watch import WatchMode, WatchUpdate
 from workbench.events.watch_thread import WatchThread
 from workbench.hpo.studies import StudySummary
-from workbench.registry.base import ModelVersion, Transition
+from workbench.registry.base import Transition
+from workbench.registry.manager import ModelEntry
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    versions: list[ModelVersion]
-    history: list[Transition]
 
 
 def prepare_processes() -> None:
@@ -85,12 +78,7 @@ class Backend:
         return self.workbench.studies()
 
     def models(self) -> list[ModelEntry]:
-        with self.workbench.models() as manager:
-            store = manager.store
-            return [
-                ModelEntry(name, store.list_versions(name), store.history(name))
-                for name in store.list_names()
-            ]
+        return self.workbench.model_catalog()
 
     def dependencies(self, execution_id: str) -> dict[str, list[str]]:
         return self.workbench.dependencies(execution_id)
@@ -106,33 +94,10 @@ class Backend:
         return self.workbench.rerun(execution_id)
 
     def promote(self, name: str, version: int) -> list[Transition]:
-        return self._registry_change(
-            lambda m: m.promote(name, version, why="promoted from the terminal UI")
-        )
+        return self.workbench.promote(name, version, why="promoted from the terminal UI")
 
     def rollback(self, name: str) -> list[Transition]:
-        return self._registry_change(
-            lambda m: m.rollback(name, why="rolled back from the terminal UI")
-        )
-
-    def _registry_change(self, change: Callable[..., list[Transition]]) -> list[Transition]:
-        """Locally the change's events go to the bus (this UI's watch reads it); in a cluster
-        they go to Kafka, where every UI reads them."""
-        if self.workbench.orchestrator.cluster is None:
-            with self.workbench.models() as manager:
-                return change(manager)
-        events: list[Event] = []
-        with self.workbench.models(publish=events.append) as manager:
-            moved = change(manager)
-        if events and self.settings.kafka_bootstrap_servers:
-            from workbench.events.kafka import publish_batch
-
-            sent = publish_batch(self.settings, events, client_id="workbench-tui")
-            if sent < len(events):
-                log.warning(
-                    "%d of %d registry events did not reach Kafka", len(events) - sent, len(events)
-                )
-        return moved
+        return self.workbench.rollback(name, why="rolled back from the terminal UI")
 
     def stop_watch(self) -> None:
         watch, self._watch = self._watch, None

@@ -1,15 +1,19 @@
 """From the watch thread to the screen: updates are gathered as they come and handed to the UI
 in batches, at most `max_hz` times a second, so a burst of events costs a few redraws, not one
-per event. The latest view of an execution replaces the earlier ones in a batch; events are all
-kept (the event screen shows each).
+per event. Fewer when redraws cost more: they take about FRAME_SHARE of the UI's loop (by the
+median cost of the last few), the rest is left to its input and to the watcher (which shares
+the interpreter with it). The latest view of an execution replaces the earlier ones in a batch;
+events are all kept (the event screen shows each).
 
 Textual-free: the app gives it `wake`, a thread-safe "flush soon" (a call onto the UI's loop).
 """
 
 from __future__ import annotations
 
+import statistics
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -18,6 +22,8 @@ from workbench.events.models import Event
 from workbench.events.watch import WatchMode, WatchUpdate
 
 MAX_EVENTS_PER_BATCH = 5_000  # the event screen keeps fewer; a longer burst keeps its newest
+FRAME_SHARE = 0.4
+COSTS_KEPT = 9
 
 
 @dataclass
@@ -35,6 +41,11 @@ class Batch:
 class LiveFeed:
     def __init__(self, wake: Callable[[], None], *, max_hz: float = 30.0) -> None:
         self.min_interval_s = 1.0 / max_hz
+        self.interval_s = self.min_interval_s  # from one flush to the next
+        # The last redraws' costs, their median pacing the next: a few slow ones (a screen
+        # built, a collection of the garbage collector) do not hold the following back. None
+        # cost anything until they are drawn: the first, slowest, ones do not slow the stream.
+        self._costs = deque([0.0] * COSTS_KEPT, maxlen=COSTS_KEPT)
         self._wake = wake
         self._lock = threading.Lock()
         self._pending = Batch()
@@ -82,3 +93,8 @@ class LiveFeed:
             batch, self._pending = self._pending, Batch()
             self._awake = False
             return batch
+
+    def drawn(self, cost_s: float) -> None:
+        """The UI's loop worked `cost_s` (CPU) from the last take until it was on screen."""
+        self._costs.append(cost_s)
+        self.interval_s = max(self.min_interval_s, statistics.median(self._costs) / FRAME_SHARE)

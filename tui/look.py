@@ -7,43 +7,46 @@ import time
 from rich.text import Text
 
 from workbench.client.overview import ServiceState
+from workbench.client.symbols import SYMBOLS
 from workbench.dag.states import TaskState, WorkflowStatus
 
-STATE_LOOK: dict[str, tuple[str, str]] = {
-    TaskState.PENDING: ("○", "grey50"),
-    TaskState.SUBMITTED: ("◌", "cyan"),
-    TaskState.RUNNING: ("▶", "bold yellow"),
-    TaskState.RETRYING: ("↻", "bold magenta"),
-    TaskState.SUCCEEDED: ("✔", "bold green"),
-    TaskState.CACHED: ("◆", "bold blue"),
-    TaskState.FAILED: ("✘", "bold red"),
-    TaskState.SKIPPED: ("⊘", "grey50"),
-    TaskState.CANCELLED: ("■", "dark_orange"),
-    WorkflowStatus.PENDING: ("○", "grey50"),
-    WorkflowStatus.RUNNING: ("▶", "bold yellow"),
-    WorkflowStatus.SUCCEEDED: ("✔", "bold green"),
-    WorkflowStatus.FAILED: ("✘", "bold red"),
-    WorkflowStatus.CANCELLED: ("■", "dark_orange"),
+# state -> its style; the symbol is the one every UI shows (workbench.client.symbols)
+STATE_STYLE: dict[str, str] = {
+    TaskState.PENDING: "grey50",
+    TaskState.SUBMITTED: "cyan",
+    TaskState.RUNNING: "bold yellow",
+    TaskState.RETRYING: "bold magenta",
+    TaskState.SUCCEEDED: "bold green",
+    TaskState.CACHED: "bold blue",
+    TaskState.FAILED: "bold red",
+    TaskState.SKIPPED: "grey50",
+    TaskState.CANCELLED: "dark_orange",
+    WorkflowStatus.PENDING: "grey50",
+    WorkflowStatus.RUNNING: "bold yellow",
+    WorkflowStatus.SUCCEEDED: "bold green",
+    WorkflowStatus.FAILED: "bold red",
+    WorkflowStatus.CANCELLED: "dark_orange",
     # trials
-    "complete": ("✔", "bold green"),
-    "running": ("▶", "bold yellow"),
-    "pruned": ("✂", "magenta"),
-    "fail": ("✘", "bold red"),
-    "retried": ("↻", "grey50"),
-    "waiting": ("○", "grey50"),
+    "complete": "bold green",
+    "pruned": "magenta",
+    "fail": "bold red",
+    "retried": "grey50",
+    "waiting": "grey50",
     # model stages
-    "production": ("★", "bold green"),
-    "staging": ("◐", "cyan"),
-    "archived": ("▪", "grey50"),
-    "none": ("·", "grey62"),  # registered, in no stage yet
+    "production": "bold green",
+    "staging": "cyan",
+    "archived": "grey50",
+    "none": "grey62",
 }
+STATE_LOOK = {state: (SYMBOLS[state], style) for state, style in STATE_STYLE.items()}
 
-SERVICE_LOOK = {
-    ServiceState.OK: ("●", "bold green"),
-    ServiceState.DOWN: ("●", "bold red"),
-    ServiceState.NOT_CONFIGURED: ("○", "grey50"),
-    ServiceState.NOT_STARTED: ("○", "cyan"),
+SERVICE_STYLE = {
+    ServiceState.OK: "bold green",
+    ServiceState.DOWN: "bold red",
+    ServiceState.NOT_CONFIGURED: "grey50",
+    ServiceState.NOT_STARTED: "cyan",
 }
+SERVICE_LOOK = {state: (SYMBOLS[state], style) for state, style in SERVICE_STYLE.items()}
 
 
 def state(value: str) -> Text:

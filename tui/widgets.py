@@ -1,28 +1,40 @@
-"""LiveTable: a table for rows that change many times a second.
+"""Widgets for what changes many times a second, each drawing only what changed and is on
+screen: LiveTable (rows), LiveText (a few lines of text) and EventLog (a stream of lines).
 
-Textual's DataTable re-renders every visible cell after any update (its render cache is keyed
-on a table-wide update count), which at thirty frames a second over a few dozen rows is more
-than a frame's time. Here each row is rendered once per change, into one strip (one Rich Text
-per row, not a renderable per cell), and a frame draws only strips: the cost of a frame follows
-what changed, not the size of the table. Columns grow to fit their widest cell and do not
-shrink while rows only update.
+LiveTable: Textual's DataTable re-renders every visible cell after any update (its render
+cache is keyed on a table-wide update count), which at thirty frames a second over a few dozen
+rows is more than a frame's time. Here each row is rendered once per change, into one strip
+(only the cells that changed are rendered again), and a frame draws only strips: the cost of
+a frame follows what changed, not the size of the table. A row can be given as a function of
+no arguments, called only when the row is drawn or read: rows off screen cost nothing until
+they are scrolled to. Columns grow to fit their widest cell and do not shrink while rows only
+update; neither that nor new rows lay the screen out again (`set_virtual_size`).
 """
 
 from __future__ import annotations
 
+from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from rich.cells import cell_len
+from rich.console import Console
 from rich.segment import Segment
+from rich.style import Style
 from rich.text import Text
 from textual import events
 from textual.binding import Binding
-from textual.geometry import Size
+from textual.geometry import Region, Size
 from textual.message import Message
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
+from textual.widget import Widget
+from textual.widgets import Static
 
 Cells = tuple[object, ...]
+Row = Cells | Callable[[], Cells]  # the cells, or how to get them when the row is drawn
+T = TypeVar("T")
 GAP = 2  # spaces between columns
 
 
@@ -33,8 +45,37 @@ class _Column:
     width: int
 
 
-def _text(cell: object) -> Text:
-    return cell if isinstance(cell, Text) else Text(str(cell))
+def _width(cell: object) -> int:
+    return cell.cell_len if isinstance(cell, Text) else cell_len(str(cell))
+
+
+def set_virtual_size(view: ScrollView, size: Size) -> None:
+    """Set a scroll view's virtual size. Textual lays the whole screen out again for it (every
+    widget arranged and redrawn): needed only when the view's own size follows its content
+    (an `auto` dimension) or a scrollbar comes or goes. Otherwise only the view and its
+    scrollbars are drawn again."""
+    if size == view.virtual_size:
+        return
+    if view.styles.auto_dimensions or not view.is_mounted:
+        view.virtual_size = size
+        return
+    scrollbars = (view.show_horizontal_scrollbar, view.show_vertical_scrollbar)
+    view.set_reactive(Widget.virtual_size, size)
+    view._scroll_update(size)  # scrollbars shown or not, their lengths, the offset clamped
+    if (view.show_horizontal_scrollbar, view.show_vertical_scrollbar) != scrollbars:
+        view.refresh(layout=True)  # the content region changed size
+    else:
+        view.refresh()
+
+
+def _segments(cell: object, console: Console) -> list[Segment]:
+    """A cell's segments. `Text.render` drops the text's own style when it has no spans (a
+    state's colour): that case, the common one, is done here, and faster."""
+    if not isinstance(cell, Text):
+        return [Segment(str(cell))]
+    if cell.spans:
+        return list(cell.render(console))
+    return [Segment(cell.plain, console.get_style(cell.style) if cell.style else None)]
 
 
 class LiveTable(ScrollView, can_focus=True):
@@ -84,10 +125,15 @@ class LiveTable(ScrollView, can_focus=True):
         self._keys: list[str] = []
         self._index: dict[str, int] = {}
         self._cells: dict[str, Cells] = {}
+        self._due: dict[str, Callable[[], Cells]] = {}  # rows changed, their cells not got yet
         self._strips: dict[str, Strip] = {}
-        # Each cell's segments, padded to its column; None: to render (it changed).
-        self._pieces: dict[str, list[list[Segment] | None]] = {}
+        # Each cell's segments and width; None: to render (it changed).
+        self._pieces: dict[str, list[tuple[list[Segment], int] | None]] = {}
         self.cursor_row = 0
+        # The widget's own style and its parts', read when focus or its style changes (Textual
+        # does not cache them); the theme changing it changes the widget's own too.
+        self._style = self._header_style = self._cursor_style = Style()
+        self._styled_for: tuple[Style, bool] | None = None
 
     # -- building --------------------------------------------------------------------------
     def add_column(self, label: str, key: str) -> None:
@@ -109,6 +155,7 @@ class LiveTable(ScrollView, can_focus=True):
         self._keys.clear()
         self._index.clear()
         self._cells.clear()
+        self._due.clear()
         self._strips.clear()
         self._pieces.clear()
         for column in self._columns:
@@ -116,34 +163,53 @@ class LiveTable(ScrollView, can_focus=True):
         self.cursor_row = 0
         self._resize()
 
-    def add_row(self, key: str, cells: Cells) -> None:
+    def add_row(self, key: str, row: Row) -> None:
         self._index[key] = len(self._keys)
         self._keys.append(key)
-        self._set(key, cells)
+        self._cells[key] = ("",) * len(self._columns)  # until its cells are got
+        self._pieces[key] = [None] * len(self._columns)
+        self.update_row(key, row)
         self._resize()
 
-    def update_row(self, key: str, cells: Cells) -> None:
-        """Show `cells` in row `key`; nothing is redrawn when they are what it shows."""
+    def update_row(self, key: str, row: Row) -> None:
+        """Show `row` in row `key`; nothing is redrawn when its cells are what it shows. A
+        function is called at once for a row on screen; for one off screen, when it is
+        scrolled to or read, if it ever is."""
+        line = 1 + self._index[key] - self.scroll_offset.y
+        on_screen = 1 <= line < self.size.height
+        if callable(row):
+            if not on_screen:
+                self._due[key] = row
+                return
+            row = row()
+        self._due.pop(key, None)
+        if self._put(key, row) and on_screen:
+            self.refresh_lines(line)
+
+    def _settle(self, key: str) -> None:
+        """Row `key`'s cells got, if they are due."""
+        row = self._due.pop(key, None)
+        if row is not None:
+            self._put(key, row())
+
+    def _put(self, key: str, cells: Cells) -> bool:
+        """`cells` in row `key`; False when they are what it has."""
         if self._cells.get(key) == cells:
-            return
+            return False
         self._set(key, cells)
         self._resize()
-        line = 1 + self._index[key] - self.scroll_offset.y
-        if 1 <= line < self.size.height:  # off screen: drawn when scrolled to
-            self.refresh_lines(line)
+        return True
 
     def _set(self, key: str, cells: Cells) -> None:
         grew = False
         for column, cell in zip(self._columns, cells, strict=True):
-            width = _text(cell).cell_len
+            width = _width(cell)
             if width > column.width:
                 column.width, grew = width, True
         old, self._cells[key] = self._cells.get(key), cells
-        if grew:  # every row is laid out again with the wider column
+        if grew:  # every row is laid out again with the wider column (its cells are kept)
             self._strips.clear()
-            self._pieces.clear()
             self.refresh()
-            return
         self._strips.pop(key, None)
         pieces = self._pieces.get(key)
         if old is None or pieces is None:
@@ -155,15 +221,14 @@ class LiveTable(ScrollView, can_focus=True):
 
     def _resize(self) -> None:
         width = sum(c.width for c in self._columns) + GAP * len(self._columns)
-        size = Size(width, len(self._keys) + 1)
-        if size != self.virtual_size:  # setting it, even unchanged, lays the screen out again
-            self.virtual_size = size
+        set_virtual_size(self, Size(width, len(self._keys) + 1))
 
     # -- reading ---------------------------------------------------------------------------
     def get_row_index(self, key: str) -> int:
         return self._index[key]
 
     def get_cell(self, key: str, column: str) -> object:
+        self._settle(key)
         return self._cells[key][self.columns.index(column)]
 
     @property
@@ -207,6 +272,20 @@ class LiveTable(ScrollView, can_focus=True):
                 self.action_select()
 
     # -- drawing ---------------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        # The rows on screen got first: a column they widen is laid out before any is drawn.
+        top = self.scroll_offset.y
+        for key in self._keys[top : top + max(0, self.size.height - 1)]:
+            if key in self._due:
+                self._settle(key)
+        style, focused = self.rich_style, self.has_focus
+        if (style, focused) != self._styled_for:  # read once a change: each read costs
+            self._styled_for = (style, focused)
+            self._style = style
+            self._header_style = self.get_component_rich_style("live-table--header")
+            self._cursor_style = self.get_component_rich_style("live-table--cursor")
+        return super().render_lines(crop)
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = self.scroll_offset
         width = self.size.width
@@ -215,18 +294,18 @@ class LiveTable(ScrollView, can_focus=True):
         else:
             row = scroll_y + y - 1
             if row >= len(self._keys):
-                return Strip.blank(width, self.rich_style)
+                return Strip.blank(width, self._style)
             key = self._keys[row]
             cached = self._strips.get(key)
             if cached is None:
                 cached = self._strips[key] = self._render_row(key)
             strip = cached
             if row == self.cursor_row:
-                strip = strip.apply_style(self.get_component_rich_style("live-table--cursor"))
-        return strip.crop_extend(scroll_x, scroll_x + width, self.rich_style)
+                strip = strip.apply_style(self._cursor_style)
+        return strip.crop_extend(scroll_x, scroll_x + width, self._style)
 
     def _render_header(self) -> Strip:
-        style = self.get_component_rich_style("live-table--header")
+        style = self._header_style
         segments = [
             Segment(column.label.ljust(column.width + GAP), style) for column in self._columns
         ]
@@ -240,8 +319,135 @@ class LiveTable(ScrollView, can_focus=True):
         for index, (column, cell) in enumerate(zip(self._columns, self._cells[key], strict=True)):
             piece = pieces[index]
             if piece is None:
-                text = _text(cell)
-                padding = Segment(" " * (column.width - text.cell_len + GAP))
-                piece = pieces[index] = [*text.render(console), padding]
-            segments.extend(piece)
+                piece = pieces[index] = (_segments(cell, console), _width(cell))
+            cell_segments, width = piece
+            segments.extend(cell_segments)
+            segments.append(Segment(" " * (column.width - width + GAP)))
         return Strip(segments, sum(c.width + GAP for c in self._columns))
+
+
+class LiveText(Static):
+    """A Static whose text changes every frame: the screen is laid out again (every widget
+    redrawn) only when its height may change, not on every update as `Static.update` does."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._unwrapped_lines: int | None = None  # lines shown, when none wraps; None: unknown
+
+    def show(self, text: Text) -> None:
+        lines = text.plain.split("\n")
+        width = self.content_size.width
+        unwrapped = len(lines) if all(cell_len(line) <= width for line in lines) else None
+        layout = unwrapped is None or unwrapped != self._unwrapped_lines
+        self._unwrapped_lines = unwrapped
+        self.update(text, layout=layout)
+
+
+class EventLog(ScrollView, Generic[T], can_focus=True):
+    """The newest `capacity` items of a stream, one line each, following the end.
+
+    Items are kept as they come and made into lines (`line(item)`, its segments) only when
+    drawn, each once (its strip is kept while it is on screen): a burst of thousands costs the
+    lines on screen, not one line per item. The width grows to the widest line drawn.
+    """
+
+    DEFAULT_CSS = """
+    EventLog {
+        background: $surface;
+        color: $foreground;
+        overflow-y: scroll;
+        &:focus {
+            background-tint: $foreground 5%;
+        }
+    }
+    """
+
+    def __init__(self, line: Callable[[T], list[Segment]], *, capacity: int, id: str | None = None):
+        super().__init__(id=id)
+        self._line = line
+        self._items: deque[T] = deque(maxlen=capacity)
+        self._dropped = 0  # items ever pushed out at the front: item i is number _dropped + i
+        self._strips: dict[int, Strip] = {}  # by number, the lines drawn lately, styled
+        self._content_width = 0
+        self._width = 0  # of the widest line drawn
+        self._style = Style()  # the widget's own, read once a frame (Textual does not cache it)
+
+    @property
+    def items(self) -> list[T]:
+        return list(self._items)
+
+    def extend(self, items: Iterable[T]) -> None:
+        new = list(items)
+        if not new:
+            return
+        self._dropped += max(0, len(self._items) + len(new) - (self._items.maxlen or 0))
+        self._items.extend(new)
+        self._follow()
+
+    def replace(self, items: Iterable[T]) -> None:
+        self._dropped += len(self._items)  # new numbers: no strip drawn before is reused
+        self._items.clear()
+        self._strips.clear()
+        self._items.extend(items)
+        self._follow()
+
+    def _follow(self) -> None:
+        self._resize()
+        self.scroll_to(y=self.max_scroll_y, animate=False)
+        self.refresh()  # the lines moved up even when the scroll offset did not change
+
+    def _resize(self) -> None:
+        # As wide as the widget while every line fits: no horizontal scrollbar to show.
+        width = max(self._width, self.scrollable_content_region.width)
+        set_virtual_size(self, Size(width, len(self._items)))
+
+    def shown(self) -> list[str]:
+        """The text of the lines on screen, top to bottom."""
+        return [
+            self.render_line(y).text.rstrip() for y in range(self.scrollable_content_region.height)
+        ]
+
+    # -- drawing ---------------------------------------------------------------------------
+    def render_lines(self, crop: Region) -> list[Strip]:
+        style, region = self.rich_style, self.scrollable_content_region
+        if style != self._style or region.width != self._content_width:
+            # Focus or a resize, say: the strips were made with the old style or width.
+            self._style, self._content_width = style, region.width
+            self._strips.clear()
+        top = self.scroll_offset.y
+        first, last = self._dropped + top, self._dropped + top + region.height
+        self._strips = {n: s for n, s in self._strips.items() if first <= n < last}
+        for index in range(top, min(top + region.height, len(self._items))):
+            if self._dropped + index not in self._strips:
+                self._strips[self._dropped + index] = self._render_item(self._items[index])
+        at_end = top >= self.max_scroll_y
+        self._resize()  # a wider line: drawn again the next frame
+        if at_end and top < self.max_scroll_y:  # a horizontal scrollbar came over the last line
+            self.scroll_to(y=self.max_scroll_y, animate=False)
+        return super().render_lines(crop)
+
+    def _render_item(self, item: T) -> Strip:
+        """The item's line, one strip at least as wide as the widget: drawn as it is, without
+        the copies that styling, padding and cropping it would make (each strip costs)."""
+        style = self._style  # under the line's own: its colour where the line sets none
+        segments = [
+            Segment(text, style + own if own else style) for text, own, _ in self._line(item)
+        ]
+        width = sum(cell_len(segment.text) for segment in segments)
+        self._width = max(self._width, width)
+        if width < self._content_width:
+            segments.append(Segment(" " * (self._content_width - width), style))
+            width = self._content_width
+        return Strip(segments, width)
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = self.scroll_offset
+        index = scroll_y + y
+        if index >= len(self._items):
+            return Strip.blank(self._content_width, self._style)
+        strip = self._strips.get(self._dropped + index)
+        if strip is None:  # drawn outside a frame (`shown`)
+            strip = self._render_item(self._items[index])
+        if scroll_x == 0 and strip.cell_length == self._content_width:
+            return strip
+        return strip.crop_extend(scroll_x, scroll_x + self._content_width, self._style)

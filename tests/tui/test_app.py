@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sklearn.dummy import DummyClassifier
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, RichLog, Static
+from textual.widgets import DataTable, Input, Static
 
 from tests.tui.conftest import drive, text_of, ui_task, until, write_workflow
 from tui.app import WorkbenchApp
@@ -22,7 +22,7 @@ from tui.screens.models import ModelsScreen
 from tui.screens.overview import OverviewScreen
 from tui.screens.tuning import TuningScreen
 from tui.screens.workflows import WorkflowsScreen
-from tui.widgets import LiveTable
+from tui.widgets import EventLog, LiveTable
 from workbench.client.workbench import Workbench
 from workbench.dag.states import TaskState, WorkflowStatus
 
@@ -124,10 +124,10 @@ def test_a_submitted_workflow_runs_and_its_dag_shows_every_task(
         assert "total=3" in cell_text(dag, "score", "metrics")
 
         await pilot.press("escape", "5")
-        log = app.screen.query_one(RichLog)
+        log = app.screen.query_one(EventLog)
         await until(
             pilot,
-            lambda: any("workflow.finished" in strip.text for strip in log.lines),
+            lambda: any("workflow.finished" in line for line in log.shown()),
             "the finish in the event stream",
         )
 

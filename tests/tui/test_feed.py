@@ -1,10 +1,13 @@
 """The live feed: a burst becomes one batch with the newest view of each execution and every
-event in order, and the UI is woken once per batch, not once per event."""
+event in order, and the UI is woken once per batch, not once per event; redraws are paced by
+their cost."""
 
 from __future__ import annotations
 
+import pytest
+
 from tests.unit.events_watch.fakes import execution, progress
-from tui.feed import MAX_EVENTS_PER_BATCH, LiveFeed
+from tui.feed import FRAME_SHARE, MAX_EVENTS_PER_BATCH, LiveFeed
 from workbench.dag.states import TaskState
 from workbench.events.watch import WatchMode, WatchUpdate
 
@@ -37,3 +40,18 @@ def test_a_burst_longer_than_a_batch_keeps_its_newest_events() -> None:
     batch = feed.take()
     assert batch.dropped == 10
     assert [e.seq for e in batch.events] == list(range(11, total + 1))
+
+
+def test_costly_redraws_come_less_often_cheap_ones_at_most_max_hz() -> None:
+    feed = LiveFeed(lambda: None, max_hz=60)
+    feed.drawn(0.001)
+    assert feed.interval_s == 1 / 60
+    for _ in range(50):  # redraws keep to FRAME_SHARE of the UI's time
+        feed.drawn(0.020)
+    assert feed.interval_s == pytest.approx(0.020 / FRAME_SHARE)
+    for _ in range(3):  # a few slow frames: no longer
+        feed.drawn(0.100)
+    assert feed.interval_s == pytest.approx(0.020 / FRAME_SHARE)
+    for _ in range(50):
+        feed.drawn(0.002)
+    assert feed.interval_s == 1 / 60

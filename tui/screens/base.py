@@ -24,9 +24,16 @@ class Banner(Static):
     """Says what is wrong (Kafka or Redis lost, the scheduler down) and that the UI is on it;
     hidden when all is well."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: str | None = None
+
     def show_problems(self, problems: list[str]) -> None:
-        self.update("\n".join(f"⚠ {line}" for line in problems))
-        self.display = bool(problems)
+        text = "\n".join(f"⚠ {line}" for line in problems)
+        if text != self._shown:  # an update lays the whole screen out again: not every 2 s
+            self._shown = text
+            self.update(text)
+            self.display = bool(problems)
 
 
 class LiveScreen(Screen[None]):

@@ -5,46 +5,60 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rich.text import Text
+from rich.segment import Segment
+from rich.style import Style
 from textual.app import ComposeResult
-from textual.widgets import Input, RichLog
+from textual.widgets import Input
 
 from tui import look
 from tui.screens.base import LiveScreen
 from tui.state import EVENTS_KEPT
+from tui.widgets import EventLog
 
 if TYPE_CHECKING:
     from tui.feed import Batch
     from tui.state import LiveState
     from workbench.events.models import Event
 
+# Parsed once: a screenful of new lines is made every frame of a burst.
 _TYPE_STYLE = {
-    "workflow": "bold cyan",
-    "task": "",
-    "trial": "magenta",
-    "model": "bold green",
-    "cluster": "yellow",
+    "workflow": Style.parse("bold cyan"),
+    "trial": Style.parse("magenta"),
+    "model": Style.parse("bold green"),
+    "cluster": Style.parse("yellow"),
 }
 _FAILED = ("task.failed", "task.retrying")
+_FAILED_STYLE = Style.parse("bold red")
+_CLOCK, _TASK, _METRICS = Style.parse("grey50"), Style.parse("bold"), Style.parse("cyan")
+_MESSAGE, _INSTANCE = Style.parse("grey70"), Style.parse("grey42")
 
 
-def line(event: Event) -> Text:
+def line(event: Event) -> list[Segment]:
+    """The event's line, as segments: made directly, as a Rich Text would cost several times
+    more to make and render."""
     kind = event.type.value
-    style = "bold red" if kind in _FAILED else _TYPE_STYLE.get(kind.split(".")[0], "")
-    text = Text.assemble((look.clock(event.timestamp), "grey50"), " ", (f"{kind:<22}", style))
-    text.append(f" {event.execution_id or event.workflow_id}")
+    style = _FAILED_STYLE if kind in _FAILED else _TYPE_STYLE.get(kind.split(".")[0])
+    segments = [
+        Segment(look.clock(event.timestamp), _CLOCK),
+        Segment(" "),
+        Segment(f"{kind:<22}", style),
+        Segment(f" {event.execution_id or event.workflow_id}"),
+    ]
     if event.task_id:
-        text.append(f" {event.task_id}", style="bold")
+        segments.append(Segment(f" {event.task_id}", _TASK))
+    plain = ""
     if event.status:
-        text.append(f" {event.status}")
+        plain += f" {event.status}"
     if event.progress is not None and kind == "task.progress":
-        text.append(f" {event.progress:.0%}")
+        plain += f" {event.progress:.0%}"
+    if plain:
+        segments.append(Segment(plain))
     if event.metrics:
-        text.append(f" {look.metrics(event.metrics)}", style="cyan")
+        segments.append(Segment(f" {look.metrics(event.metrics)}", _METRICS))
     if event.message:
-        text.append(f" {event.message}", style="grey70")
-    text.append(f"  [{event.instance_id}]", style="grey42")
-    return text
+        segments.append(Segment(f" {event.message}", _MESSAGE))
+    segments.append(Segment(f"  [{event.instance_id}]", _INSTANCE))
+    return segments
 
 
 class EventsScreen(LiveScreen):
@@ -56,28 +70,28 @@ class EventsScreen(LiveScreen):
 
     def body(self) -> ComposeResult:
         yield Input(placeholder="filter: text, or type:task.failed  (/ to focus)", id="filter")
-        yield RichLog(id="events", max_lines=EVENTS_KEPT, wrap=False, auto_scroll=True)
+        yield EventLog(line, capacity=EVENTS_KEPT, id="events")
+
+    @property
+    def event_log(self) -> EventLog[Event]:
+        return self.query_one("#events", EventLog)
 
     def on_mount(self) -> None:
-        self.query_one(RichLog).focus()
+        self.event_log.focus()
 
     def on_input_submitted(self) -> None:
-        self.query_one(RichLog).focus()
+        self.event_log.focus()
 
     def show(self, state: LiveState, batch: Batch | None) -> None:
         if self.paused:
             return
-        log = self.query_one(RichLog)
         text = self.query_one("#filter", Input).value.strip().lower()
+        # Every event is kept (a bounded history to scroll through); only those on screen
+        # are ever made into lines.
         if batch is None:
-            log.clear()
-            wanted = [e for e in state.events if _matches(e, text)]
+            self.event_log.replace(e for e in state.events if _matches(e, text))
         else:
-            # Following: a burst writes only what fits on the screen; the scrollback is
-            # rebuilt from the kept events when the view is paused (or the filter changes).
-            wanted = [e for e in batch.events if _matches(e, text)][-max(log.size.height, 1) :]
-        if wanted:
-            log.write(Text("\n").join(line(e) for e in wanted), scroll_end=True)
+            self.event_log.extend(e for e in batch.events if _matches(e, text))
 
     def on_input_changed(self) -> None:
         self.show(self.workbench_app.state, None)
@@ -86,15 +100,12 @@ class EventsScreen(LiveScreen):
         self.query_one("#filter", Input).focus()
 
     def action_toggle_pause(self) -> None:
-        log = self.query_one(RichLog)
+        self.paused = not self.paused
         if self.paused:
-            self.paused = False
-            log.border_title = None
+            self.event_log.border_title = "paused (Space to follow)"
+        else:  # what came meanwhile
+            self.event_log.border_title = None
             self.show(self.workbench_app.state, None)
-        else:  # every kept event, to scroll through
-            self.show(self.workbench_app.state, None)
-            self.paused = True
-            log.border_title = "paused (Space to follow)"
 
 
 def _matches(event: Event, text: str) -> bool:

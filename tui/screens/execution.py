@@ -4,18 +4,17 @@ selected task's message, metrics, error and traceback."""
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING
 
-from rich.console import Group
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
-from textual.widgets import Static
 
 from tui import look
 from tui.screens.actions import cancel_execution, rerun_execution
 from tui.screens.base import LiveScreen
-from tui.widgets import LiveTable
+from tui.widgets import LiveTable, LiveText
 
 if TYPE_CHECKING:
     from tui.feed import Batch
@@ -51,17 +50,18 @@ class ExecutionScreen(LiveScreen):
         self.execution_id = execution_id
         self.graph: dict[str, list[str]] = {}
         self.depth: dict[str, int] = {}
+        self._names: dict[str, Text] = {}  # the task column, by task
         self._shown: dict[str, TaskRecord] = {}  # the record each row shows (records are shared)
         self._detail_of: TaskRecord | None = None  # the record the detail panel shows
 
     def body(self) -> ComposeResult:
-        yield Static(id="execution-title")
+        yield LiveText(id="execution-title")
         table = LiveTable(id="tasks")
         for column in COLUMNS:
             table.add_column(column, key=column)
         yield table
         with VerticalScroll(id="task-detail"):
-            yield Static(id="task-text")
+            yield LiveText(id="task-text")
 
     def on_mount(self) -> None:
         self.query_one(LiveTable).focus()
@@ -74,6 +74,7 @@ class ExecutionScreen(LiveScreen):
 
     def _got_graph(self, graph: dict[str, list[str]]) -> None:
         self.graph, self.depth = graph, depths(graph)
+        self._names.clear()
         self._shown.clear()
         self.query_one(LiveTable).clear()
         self.show(self.workbench_app.state, None)
@@ -84,7 +85,9 @@ class ExecutionScreen(LiveScreen):
             return
         execution = state.executions.get(self.execution_id)
         if execution is None:
-            self.query_one("#execution-title", Static).update(f"{self.execution_id}: not known")
+            self.query_one("#execution-title", LiveText).show(
+                Text(f"{self.execution_id}: not known")
+            )
             return
         self._title(execution, state)
         table = self.query_one(LiveTable)
@@ -92,12 +95,13 @@ class ExecutionScreen(LiveScreen):
             table.clear()
             self._shown.clear()
             for record in execution.tasks.values():
-                table.add_row(record.task_id, self._cells(record))
+                table.add_row(record.task_id, partial(self._cells, record))
                 self._shown[record.task_id] = record
         else:
             for task_id, record in execution.tasks.items():
                 if self._shown.get(task_id) is not record:  # unchanged records are the same object
-                    table.update_row(task_id, self._cells(record))
+                    # Its cells are made only if the row is drawn (or read): not off screen.
+                    table.update_row(task_id, partial(self._cells, record))
                     self._shown[task_id] = record
         self._detail(execution)
 
@@ -111,16 +115,23 @@ class ExecutionScreen(LiveScreen):
         )
         if execution.error is not None:
             title.append(f"\n{execution.error.message}", style="red")
-        self.query_one("#execution-title", Static).update(title)
+        self.query_one("#execution-title", LiveText).show(title)
+
+    def _task_name(self, task_id: str) -> Text:
+        """The task's name, indented by its depth, with its upstream tasks (made once)."""
+        name = self._names.get(task_id)
+        if name is None:
+            depth = self.depth.get(task_id, 0)
+            upstream = self.graph.get(task_id, [])
+            name = Text("  " * depth + ("└─ " if depth else "") + task_id)
+            if upstream:
+                name.append(f"  ← {', '.join(upstream)}", style="grey50")
+            self._names[task_id] = name
+        return name
 
     def _cells(self, record: TaskRecord) -> tuple[object, ...]:
-        depth = self.depth.get(record.task_id, 0)
-        upstream = self.graph.get(record.task_id, [])
-        name = Text("  " * depth + ("└─ " if depth else "") + record.task_id)
-        if upstream:
-            name.append(f"  ← {', '.join(upstream)}", style="grey50")
         return (
-            name,
+            self._task_name(record.task_id),
             record.task_type,
             look.state(record.state),
             str(record.attempts),
@@ -139,9 +150,7 @@ class ExecutionScreen(LiveScreen):
         if record is None or record is self._detail_of:  # records are new objects on change
             return
         self._detail_of = record
-        parts: list[object] = [
-            Text.assemble((record.task_id, "bold"), "  ", look.state(record.state))
-        ]
+        parts = [Text.assemble((record.task_id, "bold"), "  ", look.state(record.state))]
         if record.message:
             parts.append(Text(record.message))
         if record.metrics:
@@ -150,7 +159,7 @@ class ExecutionScreen(LiveScreen):
             parts.append(Text(f"error: {record.error}", style="bold red"))
         if record.traceback:
             parts.append(Text(record.traceback, style="red"))
-        self.query_one("#task-text", Static).update(Group(*parts))  # type: ignore[arg-type]
+        self.query_one("#task-text", LiveText).show(Text("\n").join(parts))
 
     def on_live_table_row_highlighted(self) -> None:
         execution = self.workbench_app.state.executions.get(self.execution_id)

@@ -20,8 +20,8 @@ from tui.screens.base import ReadingScreen
 from tui.screens.dialogs import ConfirmDialog
 
 if TYPE_CHECKING:
-    from tui.backend import ModelEntry
     from workbench.registry.base import ModelVersion
+    from workbench.registry.manager import ModelEntry
 
 TOP_ROWS = 9  # the most rows the models and versions tables show before they scroll
 
