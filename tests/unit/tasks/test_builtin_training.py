@@ -213,3 +213,17 @@ def test_threads_follow_the_task_resources(run, prepared_fraud) -> None:
         "model_training", small_params("random_forest"), {"p": prepared_fraud.output}, cpu=2
     ).output
     assert trained.model.estimator.n_jobs == 2
+
+
+def test_the_training_curve_is_scored_on_a_fixed_sample_of_large_data() -> None:
+    from workbench.tasks.estimators import CURVE_ROWS, curve_rows
+
+    X, y = np.arange(20).reshape(10, 2), np.arange(10)
+    assert curve_rows(X, y)[0] is X  # few rows: the training matrix itself
+    big_X = np.arange(3 * CURVE_ROWS * 2).reshape(-1, 2)
+    big_y = np.arange(3 * CURVE_ROWS)
+    sample_X, sample_y = curve_rows(big_X, big_y)
+    assert len(sample_y) == CURVE_ROWS
+    assert sample_y[0] == 0 and sample_y[-1] == len(big_y) - 1  # spread over all of them
+    assert (sample_X[:, 0] == 2 * sample_y).all()  # rows stay with their labels
+    assert (curve_rows(big_X, big_y)[1] == sample_y).all()  # the same rows each time
