@@ -24,6 +24,7 @@ class LiveState:
     overview: Overview | None = None
     overview_error: str | None = None  # the overview could not be read at all
     overview_owners: dict[str, str] = field(default_factory=dict)  # execution -> its owner
+    worker_names: dict[str, str] = field(default_factory=dict)  # address -> the worker's name
     kafka_configured: bool = False  # without Kafka a cluster is followed by polling, by design
 
     def apply(self, batch: Batch) -> None:
@@ -38,9 +39,17 @@ class LiveState:
     def set_overview(self, overview: Overview) -> None:
         self.overview, self.overview_error = overview, None
         self.overview_owners = {r.execution_id: r.owner for r in overview.executions if r.owner}
+        self.worker_names = {w.address: w.name for w in overview.workers if w.name}
 
     def owner(self, execution_id: str) -> str:
         return self.overview_owners.get(execution_id) or self.owners.get(execution_id, "-")
+
+    def worker_name(self, address: str | None) -> str:
+        """A worker as the overview names it (`cpu-1`, `simulated-gpu-0`: a simulated GPU
+        worker must say so wherever it appears), its address until the overview knows it."""
+        if not address:
+            return "-"
+        return self.worker_names.get(address, address)
 
     def problems(self) -> list[str]:
         """One line per thing an operator must know is wrong, for the banner; [] when all is

@@ -136,7 +136,7 @@ class ExecutionScreen(LiveScreen):
             look.state(record.state),
             str(record.attempts),
             look.duration(record.duration_s),
-            record.worker or "-",
+            self.workbench_app.state.worker_name(record.worker),
             Text("hit", style="bold blue") if record.state.value == "cached" else "-",
             look.bar(1.0 if record.state.succeeded else record.progress, 8),
             look.metrics(record.metrics, shown=3),
