@@ -88,9 +88,34 @@ def new_study_name(request: OptimizationRequest) -> str:
 
 
 def parse_request(request: OptimizationRequest | Mapping[str, Any]) -> OptimizationRequest:
+    """A request given in code. Its `workflow_spec` is the workflow itself or the path of a
+    workflow file (relative to `base_dir` when given, else to the current directory)."""
     if isinstance(request, OptimizationRequest):
         return request
-    return _validated(request, "hyperparameter optimization request")
+    source = "hyperparameter optimization request"
+    data = dict(request)
+    if isinstance(data.get("workflow_spec"), str):
+        folder = Path(data["base_dir"]) if data.get("base_dir") else Path.cwd()
+        data = _with_workflow_file(data, folder, source)
+    return _validated(data, source)
+
+
+def _with_workflow_file(data: dict[str, Any], folder: Path, source: str) -> dict[str, Any]:
+    """`data` with the workflow read from the file its `workflow_spec` names (relative to
+    `folder`); the workflow's relative paths resolve against the file's folder unless
+    `base_dir` says otherwise."""
+    import yaml
+
+    workflow_path = (folder / data["workflow_spec"]).resolve()
+    try:
+        workflow = yaml.safe_load(workflow_path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        issue = SpecIssue("workflow_spec", f"cannot load {workflow_path}: {exc}")
+        raise SpecError([issue], source) from None
+    loaded = {**data, "workflow_spec": workflow}
+    if not loaded.get("base_dir"):
+        loaded["base_dir"] = str(workflow_path.parent)
+    return loaded
 
 
 def _validated(data: Mapping[str, Any], source: str) -> OptimizationRequest:
@@ -118,17 +143,9 @@ def load_request(path: Path) -> OptimizationRequest:
         raise SpecError([SpecIssue("", f"not valid JSON or YAML: {exc}")], str(path)) from None
     if not isinstance(data, dict):
         raise SpecError([SpecIssue("", "the request must be a mapping")], str(path))
-    base_dir = path.parent
-    workflow = data.get("workflow_spec")
-    if isinstance(workflow, str):
-        workflow_path = (path.parent / workflow).resolve()
-        try:
-            data["workflow_spec"] = yaml.safe_load(workflow_path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as exc:
-            issue = SpecIssue("workflow_spec", f"cannot load {workflow_path}: {exc}")
-            raise SpecError([issue], str(path)) from None
-        base_dir = workflow_path.parent
-    data.setdefault("base_dir", str(base_dir))
+    if isinstance(data.get("workflow_spec"), str):
+        data = _with_workflow_file(data, path.parent, str(path))
+    data.setdefault("base_dir", str(path.parent))
     return _validated(data, str(path))
 
 
