@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from workbench.config import Settings
 
 TLS_SCHEME = "tls://"
-DASK_TLS_FIELDS = ("dask_tls_ca_file", "dask_tls_cert", "dask_tls_key")
 
 
 class DaskTlsError(WorkbenchError):
@@ -49,17 +48,14 @@ def tls_problems(
     ca_file: Path | None,
     cert: Path | None,
     key: Path | None,
-    *,
-    check_files: bool = True,
 ) -> list[str]:
     """What stops the Dask TLS settings from working, each naming its setting; [] if none."""
     named = {"dask_tls_ca_file": ca_file, "dask_tls_cert": cert, "dask_tls_key": key}
     configured = {field: path for field, path in named.items() if path is not None}
     wants_tls = scheduler_address is not None and scheduler_address.startswith(TLS_SCHEME)
-    if check_files:
-        problems = [f"{f}: {p}" for f, path in configured.items() if (p := missing_file(f, path))]
-        if problems:
-            return problems
+    problems = [f"{f}: {p}" for f, path in configured.items() if (p := missing_file(f, path))]
+    if problems:
+        return problems
     if not configured:
         if wants_tls:
             return [
@@ -82,12 +78,9 @@ def tls_problems(
             f"encrypted: use {TLS_SCHEME}host:port (a scheduler started with --tls-ca-file, "
             "--tls-cert, --tls-key), or remove the dask_tls_* settings"
         ]
-    if check_files:
-        assert ca_file is not None and cert is not None
-        problem = _load_problem(ca_file, cert, key)
-        if problem:
-            return [problem]
-    return []
+    assert ca_file is not None and cert is not None
+    problem = _load_problem(ca_file, cert, key)
+    return [problem] if problem else []
 
 
 def _load_problem(ca_file: Path, cert: Path, key: Path | None) -> str | None:

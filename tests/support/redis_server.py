@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -14,15 +13,11 @@ from types import TracebackType
 
 import redis
 
+from workbench.devcluster.processes import free_port
+
 NOT_INSTALLED = (
     "redis-server is not installed: apt-get install redis-server (make test installs it)"
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from tui import look
 from tui.screens.actions import cancel_execution, rerun_execution
 from tui.screens.base import LiveScreen
 from tui.widgets import LiveTable, LiveText
+from workbench.spec.graph import depths
 
 if TYPE_CHECKING:
     from tui.feed import Batch
@@ -32,14 +33,6 @@ COLUMNS = (
     "progress",
     "metrics",
 )
-
-
-def depths(graph: dict[str, list[str]]) -> dict[str, int]:
-    """Each task's distance from the roots (graph in topological order)."""
-    depth: dict[str, int] = {}
-    for task_id, upstream in graph.items():
-        depth[task_id] = 1 + max((depth.get(u, 0) for u in upstream), default=-1)
-    return depth
 
 
 class ExecutionScreen(LiveScreen):

@@ -34,6 +34,11 @@ CHUNK_GRACE_MS = 10_000
 READ_ATTEMPTS = 3  # re-reads of a pointer that changed while its chunks were being fetched
 NAMESPACE_PATTERN = re.compile(r"[A-Za-z0-9_.-]{1,64}")
 REDIS_URL_ENV = "WORKBENCH_REDIS_URL"
+# What to do when Redis refuses the credentials (an ACL user, or requirepass).
+CREDENTIALS_FIX = (
+    "the ACL user and password go in the URL: redis://USER:PASSWORD@host:port/0 "
+    "(redis://:PASSWORD@... for requirepass)"
+)
 
 
 def mask_url(url: str) -> str:
@@ -245,9 +250,7 @@ class RedisBackend:
         except redis.exceptions.AuthenticationError as exc:
             raise CacheError(
                 f"Redis at {self.location} refused the credentials (authentication failed: "
-                f"{exc}); put the ACL user and password in the URL "
-                f"(redis://USER:PASSWORD@host:port/0, or redis://:PASSWORD@... for requirepass) "
-                f"or fix {REDIS_URL_ENV}"
+                f"{exc}); {CREDENTIALS_FIX}; fix {REDIS_URL_ENV}"
             ) from exc
         except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError) as exc:
             raise CacheError(

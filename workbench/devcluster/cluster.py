@@ -148,15 +148,8 @@ class DevCluster:
     def settings(self) -> Settings:
         """The cluster's settings as recorded (WORKBENCH_* variables do not change them)."""
         from workbench.config import Settings
-        from workbench.devcluster.profile import profile_values
 
-        values = profile_values(
-            scheduler_address=self.state.scheduler_address,
-            redis_url=self.state.redis_url,
-            namespace=self.state.namespace,
-            kafka=self.state.kafka,
-        )
-        return Settings(**values)
+        return Settings(**self.state.profile_values())
 
     def overview(self) -> Overview:
         """Instances, leader, workers by shard, service health: as `workbench cluster status`."""

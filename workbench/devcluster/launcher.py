@@ -31,7 +31,7 @@ from workbench.devcluster.processes import (
     start_time,
     stop_groups,
 )
-from workbench.devcluster.profile import profile_values, write_profile
+from workbench.devcluster.profile import write_profile
 from workbench.devcluster.state import STATE_NAME, DevClusterState, ProcessRecord, ProcessRole
 from workbench.tasks.devices import visible_gpu_ids
 
@@ -85,12 +85,7 @@ class Launcher:
             for name, given in (("redis", options.redis_url), ("kafka", options.kafka))
             if isinstance(given, str)
         ]
-        self.values = profile_values(
-            scheduler_address=self.state.scheduler_address,
-            redis_url=self.state.redis_url,
-            namespace=self.state.namespace,
-            kafka=self.state.kafka,
-        )
+        self.values = self.state.profile_values()
         self.env = self._child_env()
 
     def _child_env(self) -> dict[str, str]:
@@ -129,12 +124,12 @@ class Launcher:
         self.state.write(self.state_path)
 
         if redis_cmd is None:
-            self._check_external("Redis", lambda: redis_answers(state.redis_url), "--redis")
+            self._check_external("Redis", state.redis_url, redis_answers, "--redis")
         else:
             self._launch(ProcessRole.REDIS, "redis", redis_cmd, redis_port)
             self._wait("redis-server", lambda: redis_answers(state.redis_url), deadline, ["redis"])
         if state.kafka and kafka_cmd is None:
-            self._check_external("Kafka", lambda: address_open(state.kafka or ""), "--kafka")
+            self._check_external("Kafka", state.kafka, address_open, "--kafka")
         elif kafka_cmd is not None:
             self._launch(ProcessRole.KAFKA, "kafka", kafka_cmd, kafka_port)
             self._wait("the Kafka broker", lambda: address_open(state.kafka or ""), deadline)
@@ -197,13 +192,14 @@ class Launcher:
         shown = [self.logs / f"{name}.log" for name in (logs or [self.children[-1][0]])]
         wait_for(probe, what, deadline, self.children, shown)
 
-    def _check_external(self, service: str, probe: Callable[[], bool], option: str) -> None:
-        address = self.state.redis_url if service == "Redis" else self.state.kafka
-        if not probe():
+    def _check_external(
+        self, service: str, address: str, probe: Callable[[str], bool], option: str
+    ) -> None:
+        if not probe(address):
             from workbench.cache.redis_backend import mask_url
 
             raise DevClusterStartError(
-                f"cannot reach {service} at {mask_url(address or '')} ({option}): start it, fix "
+                f"cannot reach {service} at {mask_url(address)} ({option}): start it, fix "
                 f"the address, or leave out {option} to have the dev cluster start its own"
             )
 

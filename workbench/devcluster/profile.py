@@ -16,10 +16,6 @@ TIMINGS: dict[str, int] = {
     "heartbeat_ttl_ms": 2000,
 }
 
-# Settings a profile names that WORKBENCH_* variables would override: the dev cluster's own
-# processes must not pick up another cluster's addresses from the environment.
-PROFILE_KEYS = ("scheduler_address", "redis_url", "namespace", "kafka_bootstrap_servers")
-
 
 def profile_values(
     *, scheduler_address: str, redis_url: str, namespace: str, kafka: str | None

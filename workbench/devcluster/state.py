@@ -77,6 +77,17 @@ class DevClusterState:
     def by_role(self, role: ProcessRole) -> list[ProcessRecord]:
         return [p for p in self.processes if p.role is role]
 
+    def profile_values(self) -> dict[str, Any]:
+        """The settings its profile holds (WORKBENCH_* variables must not change them)."""
+        from workbench.devcluster.profile import profile_values
+
+        return profile_values(
+            scheduler_address=self.scheduler_address,
+            redis_url=self.redis_url,
+            namespace=self.namespace,
+            kafka=self.kafka,
+        )
+
     def stop_order(self) -> list[list[ProcessRecord]]:
         """Stages for `down`: the last role started is stopped first."""
         stages = [self.by_role(role) for role in reversed(ProcessRole)]

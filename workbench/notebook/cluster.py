@@ -132,9 +132,7 @@ class Cluster(LiveView):
             try:
                 self.refresh()
             except Exception as exc:  # the overview reports failures itself; keep the last one
-                self._html.value = self.html() + html.block(
-                    f'<span style="color:#d03030">refresh failed: {escape(str(exc))}</span>'
-                )
+                self._html.value = self.html() + html.block(html.error(f"refresh failed: {exc}"))
 
     def close(self) -> None:
         self._stop.set()

@@ -16,6 +16,7 @@ from workbench.dag.records import TaskRecord, WorkflowExecution
 from workbench.dag.states import TaskState
 from workbench.notebook import html
 from workbench.notebook.live import LiveView
+from workbench.spec.graph import depths
 
 if TYPE_CHECKING:
     from workbench.client.workbench import Workbench
@@ -24,14 +25,6 @@ if TYPE_CHECKING:
     from workbench.tasks.base import TaskResult
 
 TASK_COLUMNS = ("", "task", "type", "state", "progress", "duration", "attempts", "metrics")
-
-
-def depths(graph: dict[str, list[str]]) -> dict[str, int]:
-    """Each task's distance from the roots, for a graph in topological order."""
-    depth: dict[str, int] = {}
-    for task_id, upstream in graph.items():
-        depth[task_id] = 1 + max((depth.get(u, 0) for u in upstream), default=-1)
-    return depth
 
 
 def task_row(record: TaskRecord, depth: int) -> list[str]:

@@ -123,5 +123,10 @@ def duration(seconds: float | None) -> str:
     return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
 
 
+def error(text: str) -> str:
+    """A failure, in red, with the mark every UI uses."""
+    return f'<span style="color:{COLOURS[TaskState.FAILED]}">✘ {escape(text)}</span>'
+
+
 def pre(text: str) -> str:
     return f"<pre>{escape(text)}</pre>"

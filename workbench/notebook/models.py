@@ -118,7 +118,7 @@ class Models(LiveView):
         try:
             moved = change()
         except WorkbenchError as exc:
-            self.status = f'<span style="color:#d03030">✘ {escape(str(exc))}</span>'
+            self.status = html.error(str(exc))
             self.changed_now()
             raise
         self.status = (
@@ -267,7 +267,7 @@ class Models(LiveView):
         except WorkbenchError:
             pass  # `_change` has shown it
         except Exception as exc:
-            self.status = f'<span style="color:#d03030">✘ {escape(str(exc))}</span>'
+            self.status = html.error(str(exc))
             self.changed_now()
 
     def close(self) -> None:

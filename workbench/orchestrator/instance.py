@@ -54,11 +54,12 @@ def connect_store(settings: Settings) -> tuple[Any, StateStore]:
         client.ping()
     except redis.exceptions.AuthenticationError as exc:  # also raised for a wrong ACL user
         client.close()
+        from workbench.cache.redis_backend import CREDENTIALS_FIX
+
         raise ClusterUnavailableError(
             f"Redis at {_masked(settings.redis_url)} refused the credentials (authentication "
-            f"failed: {str(exc).rstrip('.')}). Put the ACL user and password in redis_url "
-            "(redis://USER:PASSWORD@host:port/0, or redis://:PASSWORD@... for requirepass) in "
-            "the profile or WORKBENCH_REDIS_URL"
+            f"failed: {str(exc).rstrip('.')}); {CREDENTIALS_FIX}; fix redis_url in the "
+            "profile or WORKBENCH_REDIS_URL"
         ) from None
     except redis.exceptions.RedisError as exc:
         client.close()

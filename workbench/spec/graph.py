@@ -203,3 +203,12 @@ def _reachable(edges: Edges, start: str) -> set[str]:
                 found.add(nxt)
                 stack.append(nxt)
     return found
+
+
+def depths(graph: Mapping[str, Sequence[str]]) -> dict[str, int]:
+    """Each task's distance from the roots, for a graph in topological order (task id -> the
+    tasks it depends on): how far the UIs indent it."""
+    depth: dict[str, int] = {}
+    for task_id, upstream in graph.items():
+        depth[task_id] = 1 + max((depth.get(u, 0) for u in upstream), default=-1)
+    return depth
